@@ -1,0 +1,1 @@
+"""Domains: genomics, protein, forecasting (heads, tokenizers, data, tasks, metrics)."""

@@ -1,0 +1,1 @@
+"""Model card templates for registry entries, shipped as package data."""

@@ -1,0 +1,1 @@
+"""Shipped LightningCLI recipes (YAML), resolved by recipe://domain/entry/stage."""
