@@ -1,0 +1,78 @@
+"""Public entry points of the selective scan (Mamba-1): chunked (training / prefill) and step (decode)."""
+
+from __future__ import annotations
+
+import torch
+
+from zoo.kernels.common import Impl, check_shape, resolve_impl
+from zoo.kernels.selective_scan.reference import (
+    _readout,
+    _time_step,
+    selective_scan_chunk_ref,
+    selective_scan_recurrent_ref,
+)
+
+_IMPLS = {"torch": selective_scan_chunk_ref, "reference": selective_scan_recurrent_ref}
+
+
+def selective_scan_chunk(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    Bm: torch.Tensor,
+    Cm: torch.Tensor,
+    D_skip: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    initial_state: torch.Tensor | None = None,
+    chunk_size: int = 64,
+    impl: Impl = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Selective scan: ``u, delta, z? [B,T,D]``, ``A [D,N]``, ``Bm, Cm [B,T,N]``, ``D_skip, delta_bias [D]?``.
+
+    ``delta`` becomes ``softplus(delta + delta_bias)`` when ``delta_softplus`` (else ``delta + delta_bias``).
+    Returns ``(y [B,T,D] in u's dtype, final_state [B,D,N] fp32)``. ``chunk_size`` is the chunk length
+    ``L`` of the chunked form: any ``T`` is accepted; memory grows with ``L`` (``O(B L D N)``); 64 suits
+    CPU inference and training alike.
+    """
+    return _IMPLS[resolve_impl(impl, u)](
+        u, delta, A, Bm, Cm, D_skip, z, delta_bias, delta_softplus, initial_state, chunk_size
+    )
+
+
+def selective_scan_step(
+    u_t: torch.Tensor,
+    delta_t: torch.Tensor,
+    A: torch.Tensor,
+    B_t: torch.Tensor,
+    C_t: torch.Tensor,
+    D_skip: torch.Tensor | None,
+    z_t: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+    state: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token: ``u_t, delta_t [B,D]``, ``A [D,N]``, ``B_t, C_t [B,N]``, ``z_t [B,D]?``, ``state [B,D,N]``.
+
+    Returns ``(y_t [B,D] in u_t's dtype, new_state [B,D,N] fp32)``.
+    """
+    check_shape("u_t", u_t, (None, None), "[B,D]")
+    b, d = u_t.shape
+    check_shape("delta_t", delta_t, (b, d), "[B,D]")
+    check_shape("A", A, (d, None), "[D,N]")
+    n = A.shape[1]
+    check_shape("B_t", B_t, (b, n), "[B,N]")
+    check_shape("C_t", C_t, (b, n), "[B,N]")
+    if D_skip is not None:
+        check_shape("D_skip", D_skip, (d,), "[D]")
+    if z_t is not None:
+        check_shape("z_t", z_t, (b, d), "[B,D]")
+    if delta_bias is not None:
+        check_shape("delta_bias", delta_bias, (d,), "[D]")
+    check_shape("state", state, (b, d, n), "[B,D,N]")
+    dt = _time_step(delta_t, delta_bias, delta_softplus)  # [B,D]
+    decay = torch.exp(dt[:, :, None] * A.float())  # [B,D,N]
+    state = torch.addcmul((dt * u_t.float())[:, :, None] * B_t.float()[:, None, :], decay, state.float())
+    y_t = (state @ C_t.float()[:, :, None]).squeeze(-1)  # [B,D]
+    return _readout(y_t, u_t, D_skip, z_t).to(u_t.dtype), state
