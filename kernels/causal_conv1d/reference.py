@@ -73,10 +73,39 @@ def causal_conv1d_chunk_ref(
     activation: str | None = None,
     initial_state: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """All positions at once with a grouped ``conv1d`` over the state-padded input."""
+    """All positions at once, in whichever memory layout ``x`` already has.
+
+    A channels-first view (``x.transpose(1, 2)`` contiguous, as Hyena's projections produce) goes through
+    one grouped ``F.conv1d``; a time-major ``x`` through ``W`` shifted multiply-adds that stay time-major.
+    Either way no transposed copy is made and the next op gets the layout it reads fastest.
+    """
     _check(x, weight, bias, activation, initial_state)
+    if x.shape[1] > 1 and x.transpose(1, 2).is_contiguous():
+        return _chunk_channels_first(x, weight, bias, activation, initial_state)
+    return _chunk_time_major(x, weight, bias, activation, initial_state)
+
+
+def _chunk_channels_first(x, weight, bias, activation, initial_state):
     width = weight.shape[1]
     xp = _padded_input(x, width, initial_state)
     y = F.conv1d(xp, weight.float().unsqueeze(1), None if bias is None else bias.float(), groups=x.shape[-1])
     y = _activate(y, activation).transpose(1, 2).to(x.dtype)
     return y, xp[:, :, xp.shape[-1] - (width - 1) :].contiguous()
+
+
+def _chunk_time_major(x, weight, bias, activation, initial_state):
+    batch, length, channels = x.shape
+    width = weight.shape[1]
+    if initial_state is None:
+        history = x.new_zeros(batch, width - 1, channels, dtype=torch.float32)
+    else:
+        history = initial_state.float().transpose(1, 2)
+    xp = torch.cat([history, x.float()], dim=1)  # [B, W-1+T, D]
+    w = weight.float()
+    y = xp[:, width - 1 :] * w[:, -1]
+    for tap in range(width - 1):
+        y = y.addcmul_(xp[:, tap : tap + length], w[:, tap])
+    if bias is not None:
+        y = y.add_(bias.float())
+    final_state = xp[:, xp.shape[1] - (width - 1) :].transpose(1, 2).contiguous()
+    return _activate(y, activation).to(x.dtype), final_state

@@ -3,7 +3,6 @@ import torch
 
 from zoo.kernels.causal_conv1d import (
     causal_conv1d_chunk,
-    causal_conv1d_chunk_ref,
     causal_conv1d_recurrent_ref,
     causal_conv1d_step,
 )
@@ -12,10 +11,15 @@ from zoo.testing import assert_close
 SHAPES = [(1, 1, 3, 2), (2, 17, 8, 4), (3, 64, 5, 3), (2, 129, 16, 4)]
 
 
+@pytest.mark.parametrize("layout", ["time-major", "channels-first"])
 @pytest.mark.parametrize("activation", [None, "silu"])
 @pytest.mark.parametrize(("B", "T", "D", "W"), SHAPES, ids=[f"B{b}-T{t}-D{d}-W{w}" for b, t, d, w in SHAPES])
-def test_causal_conv1d_chunk_matches_recurrent(B, T, D, W, activation, nan_poisoned_empty):
-    x = torch.randn(B, T, D, requires_grad=True)
+def test_causal_conv1d_chunk_matches_recurrent(B, T, D, W, activation, layout, nan_poisoned_empty):
+    # The chunked form picks its algorithm by memory layout; both must equal the spec.
+    if layout == "time-major":
+        x = torch.randn(B, T, D, requires_grad=True)
+    else:
+        x = torch.randn(B, D, T).transpose(1, 2).requires_grad_()
     w = torch.randn(D, W, requires_grad=True)
     b = torch.randn(D, requires_grad=True)
     h0 = torch.randn(B, D, W - 1, requires_grad=True)
