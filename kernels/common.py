@@ -30,8 +30,6 @@ def check_shape(name: str, tensor: torch.Tensor, expected: tuple[int | None, ...
 
     ``None`` in ``expected`` matches any size. ``layout`` is the human-readable layout, e.g. ``"[B,T,D]"``.
     """
-    if tensor.ndim != len(expected) or any(
-        e is not None and s != e for s, e in zip(tensor.shape, expected)
-    ):
+    if tensor.ndim != len(expected) or any(e is not None and s != e for s, e in zip(tensor.shape, expected)):
         want = ", ".join("?" if e is None else str(e) for e in expected)
         raise ValueError(f"{name} must have shape {layout} = ({want}), got {tuple(tensor.shape)}")

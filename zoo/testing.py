@@ -13,7 +13,9 @@ def relative_rmse(reference: torch.Tensor, actual: torch.Tensor) -> float:
     return float(err / base)
 
 
-def assert_close(name: str, reference: torch.Tensor, actual: torch.Tensor, rtol: float, atol: float = 0.0) -> None:
+def assert_close(
+    name: str, reference: torch.Tensor, actual: torch.Tensor, rtol: float, atol: float = 0.0
+) -> None:
     """Fail unless ``actual`` matches ``reference`` within ``rtol`` relative RMSE (or ``atol`` max-abs).
 
     Fails on any NaN/Inf in either tensor, and on shape mismatch, so an unwritten (NaN-poisoned)
@@ -22,6 +24,10 @@ def assert_close(name: str, reference: torch.Tensor, actual: torch.Tensor, rtol:
     assert reference.shape == actual.shape, f"{name}: shape {tuple(actual.shape)} != {tuple(reference.shape)}"
     assert torch.isfinite(reference).all(), f"{name}: reference has non-finite values"
     assert torch.isfinite(actual).all(), f"{name}: output has non-finite values"
-    max_abs = float((actual.detach().double() - reference.detach().double()).abs().max()) if actual.numel() else 0.0
+    max_abs = (
+        float((actual.detach().double() - reference.detach().double()).abs().max()) if actual.numel() else 0.0
+    )
     rel = relative_rmse(reference, actual)
-    assert rel <= rtol or max_abs <= atol, f"{name}: relative RMSE {rel:.3e} > {rtol:.1e} (max abs diff {max_abs:.3e})"
+    assert rel <= rtol or max_abs <= atol, (
+        f"{name}: relative RMSE {rel:.3e} > {rtol:.1e} (max abs diff {max_abs:.3e})"
+    )

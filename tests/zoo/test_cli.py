@@ -1,0 +1,29 @@
+import json
+
+from zoo.cli import main
+
+
+def test_list_filters_by_pattern(capsys):
+    assert main(["list", "*xlstm*"]) == 0
+    out = capsys.readouterr().out
+    assert "dna-xlstm-small" in out and "prot-xlstm-small" in out and "hybridna-small" not in out
+
+
+def test_info_json_holds_the_full_config(capsys):
+    assert main(["info", "hybridna-small", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["pattern"] == "SSSASSSA"
+    assert facts["config"]["backbone"]["mixers"]["mamba2"]["d_state"] == 64
+
+
+def test_unknown_model_exits_2_with_close_matches(capsys):
+    assert main(["info", "hyenadna-tinny"]) == 2
+    assert "Did you mean: hyenadna-tiny" in capsys.readouterr().out
+
+
+def test_demo_runs_every_dna_architecture_and_checks_decoding(capsys):
+    assert main(["demo", "--length", "64"]) == 0
+    out = capsys.readouterr().out
+    for name in ("hyenadna-tiny", "hybridna-small", "caduceus-small", "dna-xlstm-small"):
+        assert name in out
+    assert "bidirectional: no step" in out  # caduceus

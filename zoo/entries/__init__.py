@@ -1,0 +1,12 @@
+"""Every zoo entry, listed explicitly by family module (no import-time registration)."""
+
+from zoo.entries import caduceus, forecasting, hybridna, hyenadna, protmamba, xlstm
+
+ENTRIES = (
+    *hyenadna.ENTRIES,
+    *hybridna.ENTRIES,
+    *caduceus.ENTRIES,
+    *xlstm.ENTRIES,
+    *protmamba.ENTRIES,
+    *forecasting.ENTRIES,
+)
