@@ -113,14 +113,6 @@ def test_bidirectional_attention_has_no_step():
 
 def test_attention_rejects_bad_inputs():
     layer = make(num_heads=4)
-    with pytest.raises(ValueError, match="last dimension d_model=16"):
-        layer(torch.randn(1, 5, 15))
-    with pytest.raises(ValueError, match="2-d shape"):
-        layer(torch.randn(5, D_MODEL))
-    with pytest.raises(TypeError, match="floating-point"):
-        layer(torch.ones(1, 5, D_MODEL, dtype=torch.long))
-    with pytest.raises(ValueError, match="T=0"):
-        layer(torch.randn(1, 0, D_MODEL))
     with pytest.raises(ValueError, match=r"cache.k must be \[2, 4, S, 4\]"):
         layer(torch.randn(2, 5, D_MODEL), layer.init_state(1))
     with pytest.raises(ValueError, match="multiple of num_kv_heads=3"):

@@ -82,14 +82,8 @@ def test_mamba_bf16_forward():
 
 def test_mamba_rejects_bad_input():
     layer = make()
-    with pytest.raises(ValueError, match="last dimension d_model=16"):
-        layer(torch.randn(2, 5, 8))
     with pytest.raises(ValueError, match="expects x of shape"):
         layer(torch.randn(5, D_MODEL))
-    with pytest.raises(TypeError, match="floating-point"):
-        layer(torch.ones(2, 5, D_MODEL, dtype=torch.long))
-    with pytest.raises(ValueError, match="empty sequence"):
-        layer(torch.randn(2, 0, D_MODEL))
     with pytest.raises(ValueError, match="needs a state"):
         layer.step(torch.randn(2, D_MODEL), None)
     with pytest.raises(ValueError, match=r"state.ssm must be \[B, d_inner, N\]"):

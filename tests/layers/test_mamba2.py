@@ -91,14 +91,8 @@ def test_mamba2_bf16_runs_and_keeps_fp32_state():
 
 def test_mamba2_rejects_bad_input():
     layer = make_layer(CONFIGS["G2-gate-first"])  # N != P, so a transposed state is caught
-    with pytest.raises(ValueError, match="last dimension d_model=16"):
-        layer(torch.randn(1, 5, 15))
     with pytest.raises(ValueError, match="2-d"):
         layer(torch.randn(5, D_MODEL))
-    with pytest.raises(TypeError, match="floating-point"):
-        layer(torch.randint(0, 4, (1, 5, D_MODEL)))
-    with pytest.raises(ValueError, match="T=0"):
-        layer(torch.randn(1, 0, D_MODEL))
     with pytest.raises(ValueError, match="needs a state"):
         layer.step(torch.randn(1, D_MODEL), None)
     state = layer.init_state(1)
