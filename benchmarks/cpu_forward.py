@@ -188,7 +188,7 @@ def run_one(case: str, length: int, threads: int) -> dict:
     ids = torch.randint(7, 11, (1, length))
     with torch.inference_mode():
         forward(ids[:, :256])
-        repeats = 2 if length <= 4096 else 1
+        repeats = 3 if length <= 16384 else 1
         seconds = min(_timed(forward, ids) for _ in range(repeats))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     return {"case": case, "length": length, "seconds": seconds, "peak_rss_mb": peak_mb, "params": params}

@@ -46,10 +46,12 @@ class MLP(nn.Module):
         self.fc2 = nn.Linear(hidden, d_model, bias=config.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fc1(x)
         if self.config.kind == "swiglu":
-            value, gate = h.chunk(2, dim=-1)
-            h = value * F.silu(gate)
-        else:
-            h = F.gelu(h, approximate="tanh" if self.config.kind == "gelu_tanh" else "none")
-        return self.fc2(h)
+            # Two matmuls on fc1's halves give contiguous value / gate tensors; chunking one fused output
+            # would leave SiLU and the product running on strided views (about 2x slower on CPU).
+            value_w, gate_w = self.fc1.weight.chunk(2, dim=0)
+            value_b, gate_b = (None, None) if self.fc1.bias is None else self.fc1.bias.chunk(2)
+            gate = F.silu(F.linear(x, gate_w, gate_b))
+            return self.fc2(F.linear(x, value_w, value_b) * gate)
+        h = self.fc1(x)
+        return self.fc2(F.gelu(h, approximate="tanh" if self.config.kind == "gelu_tanh" else "none"))
