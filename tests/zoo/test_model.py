@@ -1,5 +1,7 @@
 """SeqModel behaviour: state continuation, decode, RC equivariance, bad input, save/load."""
 
+import math
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ import zoo
 from zoo.backbone import BackboneConfig
 from zoo.io import load_pretrained, save_pretrained
 from zoo.layers.mlp import MLPConfig
-from zoo.model import ModelConfig, SeqModel
+from zoo.model import VOCABULARIES, ModelConfig, SeqModel
 from zoo.testing import assert_close
 from zoo.vocab import DNA_TOKENS, dna_complement_map
 
@@ -151,3 +153,13 @@ def test_loading_a_foreign_or_broken_folder_fails_clearly(tmp_path):
     (tmp_path / "m" / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"model\.safetensors does not exist"):
         load_pretrained(tmp_path / "m")
+
+
+@pytest.mark.parametrize("name", ["hyenadna-tiny", "hybridna-small", "prot-xlstm-small"])
+def test_fresh_language_model_starts_near_uniform_loss(name):
+    # A tied N(0, 1) embedding made the first loss ~80 nats; training must start near log(vocab).
+    model = zoo.load(name, pretrained=False)
+    n_tokens = len(VOCABULARIES[model.config.vocab])
+    ids = torch.randint(7, n_tokens, (2, 129))
+    loss = torch.nn.functional.cross_entropy(model(ids[:, :-1]).logits.transpose(1, 2), ids[:, 1:])
+    assert abs(loss.item() - math.log(model.config.vocab_size)) < 0.5
