@@ -1,0 +1,1 @@
+"""Genomics: DNA tokenizer, named genomes, genome-window data, k-mer baselines."""

