@@ -7,7 +7,10 @@ import torch
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)
+    deterministic = torch.are_deterministic_algorithms_enabled()
     yield
+    # A Trainer built in-process (deterministic=True) switches this on for the whole interpreter.
+    torch.use_deterministic_algorithms(deterministic)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""The ``zoo`` command line: ``list``, ``info`` and ``demo``.
+"""The ``zoo`` command line.
 
-The LightningCLI subcommands (fit / validate / test / predict), ``export`` and ``recipes`` land with
-the training stack (issue #3).
+Own verbs: ``list``, ``info``, ``demo``, ``export``, ``recipes list|show|cp``. The LightningCLI
+subcommands ``fit``, ``validate``, ``test`` and ``predict`` are handed to ``zoo.training.cli.ZooCLI``
+with every argument after them (``zoo fit --help`` shows LightningCLI's help).
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
-import torch
 from rich.console import Console
 from rich.table import Column, Table
 
 import zoo
 from zoo.registry import UnknownModelError, get_entry
+
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 def _cmd_list(args: argparse.Namespace, console: Console) -> int:
@@ -62,33 +63,37 @@ def _cmd_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
-    """Build every DNA entry with random weights, time a forward pass and check decode == parallel."""
-    torch.manual_seed(0)
-    table = Table(Column("model", no_wrap=True), "params", "tokens", "forward (s)", "parallel vs step max |diff|")
-    for name in zoo.list_models(domain="genomics"):
-        model = zoo.load(name, pretrained=False).eval()
-        length = min(args.length, model.config.max_seq_len)
-        ids = torch.randint(7, 12, (1, length))  # A C G T N token ids
-        with torch.no_grad():
-            start = time.perf_counter()
-            out = model(ids)
-            seconds = time.perf_counter() - start
-            agreement = "bidirectional: no step"
-            if model.backbone.causal and not model.config.rc_equivariant:
-                prefix = ids[:, :32]
-                parallel = model(prefix).logits
-                state = model.init_state(1)
-                steps = []
-                for t in range(prefix.shape[1]):
-                    step_out = model.step(prefix[:, t], state)
-                    state = step_out.state
-                    steps.append(step_out.logits)
-                agreement = f"{(torch.stack(steps, 1) - parallel).abs().max():.1e}"
-        assert torch.isfinite(out.logits).all()
-        params = f"{sum(p.numel() for p in model.parameters()):,}"
-        table.add_row(name, params, f"{length:,}", f"{seconds:.2f}", agreement)
-    console.print(table)
+    from zoo.demo import run_demo
+
+    run_demo(out_dir=args.out, max_steps=args.max_steps, console=console)
     return 0
+
+
+def _cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from zoo.export import export_checkpoint
+
+    folder = export_checkpoint(args.checkpoint, args.out_dir, metrics_csv=args.metrics)
+    console.print(f"exported {args.checkpoint} -> {folder} (config.json, model.safetensors, README.md)")
+    return 0
+
+
+def _cmd_recipes(args: argparse.Namespace, console: Console) -> int:
+    from zoo.training.recipes import SCHEME, copy_recipe, list_recipes, recipe_text
+
+    if args.action == "list":
+        for name in list_recipes():
+            console.print(f"{SCHEME}{name}", highlight=False)
+    elif args.action == "show":
+        print(recipe_text(_one_name(args)), end="")
+    else:
+        console.print(f"wrote {copy_recipe(_one_name(args), args.dest or '.')}")
+    return 0
+
+
+def _one_name(args: argparse.Namespace) -> str:
+    if not args.name:
+        raise ValueError(f"zoo recipes {args.action} needs a recipe name (see `zoo recipes list`)")
+    return args.name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,21 +109,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help="print everything, config included, as JSON")
     p.set_defaults(run=_cmd_info)
-    p = sub.add_parser("demo", help="forward pass and decode check of every DNA architecture (random weights)")
-    p.add_argument("--length", type=int, default=4096, help="tokens per forward pass (capped at each model's context)")
+    p = sub.add_parser("demo", help="train a small DNA model on the yeast genome, evaluate, plot and export it")
+    p.add_argument("--out", default="zoo-demo", help="folder for the run, the plot and the exported model")
+    p.add_argument("--max-steps", type=int, default=None, help="override the recipe's number of training steps")
     p.set_defaults(run=_cmd_demo)
+    p = sub.add_parser("export", help="training checkpoint -> config.json + model.safetensors + model card")
+    p.add_argument("checkpoint", help="a .ckpt written by zoo fit, e.g. lightning_logs/version_0/checkpoints/last.ckpt")
+    p.add_argument("out_dir", help="folder to write (loads back with zoo.load('local-dir:OUT_DIR'))")
+    p.add_argument("--metrics", default=None, help="metrics.csv with test results (default: the checkpoint's run)")
+    p.set_defaults(run=_cmd_export)
+    p = sub.add_parser("recipes", help="list, show or copy the recipes shipped in the package")
+    p.add_argument("action", choices=("list", "show", "cp"))
+    p.add_argument("name", nargs="?", help="domain/entry/stage, with or without recipe://")
+    p.add_argument("dest", nargs="?", help="for cp: a file or folder (default: the current folder)")
+    p.set_defaults(run=_cmd_recipes)
+    for name in LIGHTNING_SUBCOMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} (zoo {name} --help for its options)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zoo`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    console = Console(stderr=True)
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        return _run_lightning(argv, console)
     args = build_parser().parse_args(argv)
-    console = Console()
     try:
-        return args.run(args, console)
-    except (UnknownModelError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
+        return args.run(args, Console())
+    except (UnknownModelError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
         return 2
+
+
+def _run_lightning(argv: list[str], console: Console) -> int:
+    from zoo.training.cli import run_lightning
+    from zoo.training.recipes import RecipeNotFoundError
+    from zoo.training.task import RecipeError
+
+    try:
+        run_lightning(argv)
+    except (RecipeError, RecipeNotFoundError) as err:
+        # Raised while the recipe's classes are built: before any training step.
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

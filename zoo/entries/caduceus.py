@@ -12,6 +12,7 @@ CADUCEUS_SMALL = Entry(
     description="Caduceus-PS style: 8 bidirectional Mamba layers, d 128, RC-equivariant by parameter sharing",
     reference="kuleshov-group/caduceus-ps (BiMamba with tied in/out projections + RCPS), scaled down",
     license="Apache-2.0",
+    recipe="recipe://genomics/caduceus-small/pretrain",
     card="caduceus-small.md",
     config=ModelConfig(
         vocab="dna",

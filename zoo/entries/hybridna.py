@@ -14,6 +14,7 @@ HYBRIDNA_SMALL = Entry(
     description="Mamba-2 + attention hybrid (3:1), 8 layers, d 256, single-nucleotide tokens, 131 kb context design",
     reference="HybriDNA (Mishamq/HybriDNA-300M): Mamba-2 blocks interleaved with attention, scaled down",
     license="Apache-2.0",
+    recipe="recipe://genomics/hybridna-small/pretrain",
     card="hybridna-small.md",
     config=ModelConfig(
         vocab="dna",

@@ -13,6 +13,7 @@ HYENADNA_TINY = Entry(
     description="HyenaDNA tiny: 2 Hyena layers, d 128, 1 kb context (the LongSafari tiny-1k architecture)",
     reference="LongSafari/hyenadna-tiny-1k-seqlen: 2 layers, d_model 128, d_inner 512, l_max 1026",
     license="Apache-2.0",
+    recipe="recipe://genomics/hyenadna-tiny/pretrain",
     card="hyenadna-tiny.md",
     config=ModelConfig(
         vocab="dna",

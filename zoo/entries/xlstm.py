@@ -14,6 +14,7 @@ DNA_XLSTM_SMALL = Entry(
     description="DNA-xLSTM style: mLSTM layers with one sLSTM in four, d 128, 32 kb context",
     reference="Bio-xLSTM DNA-xLSTM (mLSTM + sLSTM blocks), scaled down",
     license="Apache-2.0",
+    recipe="recipe://genomics/dna-xlstm-small/pretrain",
     card="dna-xlstm-small.md",
     config=ModelConfig(
         vocab="dna",

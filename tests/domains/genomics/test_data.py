@@ -1,0 +1,89 @@
+"""Genome-window data: objectives, keyed randomness, chromosome splits and their leak checks."""
+
+import numpy as np
+import pytest
+import torch
+
+from zoo.domains.genomics.data import MASK_ID, N_ID, GenomeDataModule, RandomWindows, TiledWindows, make_example
+from zoo.training.language_model import IGNORE_INDEX
+from zoo.training.loader import SampleKey
+from zoo.vocab import DNA_TOKENS
+
+A, C, G, T = (DNA_TOKENS.index(b) for b in "ACGT")
+
+
+def _chromosomes(n=4, length=5000, seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"c{i}": rng.integers(A, T + 1, length).astype(np.uint8) for i in range(n)}
+
+
+def test_causal_example_shifts_by_one_and_ignores_unknown_bases():
+    window = np.array([A, C, N_ID, G, T], dtype=np.uint8)
+    example = make_example(window, "causal", 0.15, np.random.default_rng(0))
+    assert example["input_ids"].tolist() == [A, C, N_ID, G]
+    assert example["labels"].tolist() == [C, IGNORE_INDEX, G, T]
+
+
+def test_masked_example_labels_only_masked_positions():
+    window = np.random.default_rng(1).integers(A, T + 1, 4000).astype(np.uint8)
+    example = make_example(window, "masked", 0.15, np.random.default_rng(0))
+    labelled = example["labels"] != IGNORE_INDEX
+    assert 0.12 < labelled.float().mean() < 0.18
+    assert torch.equal(example["labels"][labelled], torch.from_numpy(window.astype(np.int64))[labelled])
+    masked = example["input_ids"] == MASK_ID
+    assert (masked & ~labelled).sum() == 0 and 0.7 < masked.sum() / labelled.sum() < 0.9
+    unchanged = example["input_ids"][~labelled] == torch.from_numpy(window.astype(np.int64))[~labelled]
+    assert unchanged.all()
+
+
+def test_random_windows_depend_on_the_key_only():
+    data = list(_chromosomes().values())
+    a = RandomWindows(data, 64, 100, "causal", 0.15, rc_augment=True, seed=3)
+    b = RandomWindows(data, 64, 100, "causal", 0.15, rc_augment=True, seed=3)
+    key = SampleKey(epoch=2, index=17)
+    assert torch.equal(a[key]["input_ids"], b[key]["input_ids"])
+    assert not torch.equal(a[key]["input_ids"], a[SampleKey(3, 17)]["input_ids"])
+    assert a[key]["input_ids"].shape == (64,)
+
+
+def test_tiled_windows_cover_without_overlap_and_cap_evenly():
+    data = [np.arange(1000) % 4 + A]
+    tiled = TiledWindows(data, 100, "causal", 0.15, seed=0)
+    assert [start for _, start in tiled.places] == list(range(0, 900, 100))
+    capped = TiledWindows(data, 100, "causal", 0.15, seed=0, max_windows=3)
+    assert [start for _, start in capped.places] == [0, 400, 800]
+
+
+def _module(**kwargs) -> GenomeDataModule:
+    dm = GenomeDataModule(genome="toy", window=64, batch_size=4, **kwargs)
+    dm.sequences = _chromosomes()
+    dm._check_split()
+    return dm
+
+
+def test_default_training_set_is_everything_not_held_out():
+    dm = _module(val_chromosomes=["c2"], test_chromosomes=["c3"])
+    assert dm.train_chromosomes == ["c0", "c1"]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape == (4, 64) and batch["labels"].shape == (4, 64)
+
+
+def test_leaking_and_unknown_chromosomes_are_errors():
+    with pytest.raises(ValueError, match=r"share.*c1.*leaks"):
+        _module(val_chromosomes=["c1"], test_chromosomes=["c3"], train_chromosomes=["c0", "c1"])
+    with pytest.raises(ValueError, match=r"data.test_chromosomes: unknown chromosome\(s\) \['chrZ'\]"):
+        _module(val_chromosomes=["c1"], test_chromosomes=["chrZ"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"genome": None}, "data.genome / data.fasta"),
+        ({"fasta": "/no/such.fa", "genome": None}, "data.fasta: /no/such.fa does not exist"),
+        ({"window": 0}, "data.window"),
+        ({"mask_prob": 1.0}, "data.mask_prob"),
+    ],
+)
+def test_bad_arguments_name_the_key(kwargs, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        GenomeDataModule(val_chromosomes=["a"], test_chromosomes=["b"], **kwargs)
