@@ -1,5 +1,6 @@
 """The wheel maps the top-level folders into the single import root ``zoo`` and ships its data."""
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -11,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory) -> list[str]:
+def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
@@ -29,7 +30,12 @@ def wheel_names(tmp_path_factory) -> list[str]:
         check=True,
         capture_output=True,
     )
-    (wheel,) = out.glob("seqzoo-*.whl")
+    (path,) = out.glob("seqzoo-*.whl")
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
         return zf.namelist()
 
@@ -63,3 +69,25 @@ def test_every_recipe_and_model_card_is_package_data(wheel_names):
         base = ROOT / folder.split("/")[1]
         expected = f"{folder}/{path.relative_to(base).as_posix()}"
         assert expected in wheel_names, f"{expected} missing from the wheel"
+
+
+def test_recipes_resolve_from_inside_the_wheel(wheel, tmp_path):
+    # A wheel is a zip: importing from it directly proves recipe:// never relies on the source tree.
+    script = """
+import contextlib, pathlib, zoo
+from zoo.training.recipes import list_recipes, resolve_config_args
+assert zoo.__file__.startswith(WHEEL), zoo.__file__
+assert "genomics/hyenadna-tiny/pretrain" in list_recipes()
+with contextlib.ExitStack() as stack:
+    _, path = resolve_config_args(["--config", "recipe://genomics/hyenadna-tiny/pretrain"], stack)
+    assert "entry: hyenadna-tiny" in pathlib.Path(path).read_text()
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", f"WHEEL = {str(wheel)!r}\n{script}"],
+        env={**os.environ, "PYTHONPATH": str(wheel), "PYTHONSAFEPATH": "1"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
