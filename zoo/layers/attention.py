@@ -113,16 +113,8 @@ class Attention(Mixer):
         cached = 0 if state is None else state.k.shape[2]
         if cached and not self.causal:
             raise ValueError("bidirectional attention cannot continue from a cache: pass the whole sequence")
-        q, k, v = self.in_proj(x).split([H * Dh, Hkv * Dh, Hkv * Dh], dim=-1)
-        q = q.view(B, T, H, Dh).transpose(1, 2)  # [B, H, T, Dh]
-        k = k.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, Hkv, T, Dh]
-        v = v.view(B, T, Hkv, Dh).transpose(1, 2)
         seen = torch.zeros((), dtype=torch.long, device=x.device) if state is None else state.seen
-        if self.config.rotary:
-            # positions stay on the device: no host sync per decode step
-            positions = seen + torch.arange(T, device=x.device)
-            q = apply_rotary(q, positions, self.rotary_dim, self.config.rope_theta)
-            k = apply_rotary(k, positions, self.rotary_dim, self.config.rope_theta)
+        q, k, v = self.project_qkv(x, seen)
         if cached:
             k = torch.cat([state.k.to(k.dtype), k], dim=2)
             v = torch.cat([state.v.to(v.dtype), v], dim=2)
@@ -141,6 +133,24 @@ class Attention(Mixer):
         )
         y = self.out_proj(o.transpose(1, 2).reshape(B, T, H * Dh))
         return y, new_state
+
+    def project_qkv(
+        self, x: torch.Tensor, first_position: torch.Tensor | int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x [B, T, d_model]`` -> ``q [B, H, T, Dh]``, ``k, v [B, Hkv, T, Dh]``; q and k rotated for the
+        positions ``first_position + 0..T-1`` (an int or a ``[]`` tensor)."""
+        B, T, _ = x.shape
+        H, Hkv, Dh = self.num_heads, self.num_kv_heads, self.head_dim
+        q, k, v = self.in_proj(x).split([H * Dh, Hkv * Dh, Hkv * Dh], dim=-1)
+        q = q.view(B, T, H, Dh).transpose(1, 2)  # [B, H, T, Dh]
+        k = k.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, Hkv, T, Dh]
+        v = v.view(B, T, Hkv, Dh).transpose(1, 2)
+        if self.config.rotary:
+            # positions stay on the device: no host sync per decode step
+            positions = first_position + torch.arange(T, device=x.device)
+            q = apply_rotary(q, positions, self.rotary_dim, self.config.rope_theta)
+            k = apply_rotary(k, positions, self.rotary_dim, self.config.rope_theta)
+        return q, k, v
 
     def _step(self, x_t: torch.Tensor, state: KVCache) -> tuple[torch.Tensor, KVCache]:
         y, state = self._forward(x_t.unsqueeze(1), state)

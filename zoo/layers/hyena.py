@@ -224,10 +224,30 @@ class Hyena(Mixer):
         # [L, (o d)] -> [o, d, L], HyenaDNA's channel order
         return h.transpose(0, 1).reshape(self.order - 1, self.d_model, length)
 
-    def _biases(self) -> list[torch.Tensor | None]:
+    def long_conv_biases(self) -> list[torch.Tensor | None]:
+        """The skip term of each long convolution: ``order-1`` tensors ``[d_model]`` (None without bias)."""
         if self.filter_fn.bias is None:
             return [None] * (self.order - 1)
         return list(self.filter_fn.bias.view(self.order - 1, self.d_model).unbind(0))
+
+    def in_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """``in_proj``: ``x [B, T, d_model] -> u [B, T, (order+1) d_model]``, stored channels-first."""
+        # written channels-first, so the convolutions read contiguous rows of time instead of copying a
+        # transpose (the CPU forward is memory-bound at long T)
+        weight = self.in_proj.weight.expand(x.shape[0], -1, -1)
+        return torch.baddbmm(self.in_proj.bias[:, None], weight, x.transpose(1, 2)).transpose(1, 2)
+
+    def short_convolution(
+        self, u: torch.Tensor, conv_state: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Depthwise causal conv of ``u [B, T, (order+1) d]``, continuing ``conv_state [B, (order+1) d, W-1]``.
+
+        ``conv_state`` holds the inputs just before ``u`` (None: zeros, the start of a sequence). Returns
+        ``([x0, ..., x_{order-1}, v], new conv state)``, each of the ``order+1`` pieces ``[B, T, d]``.
+        """
+        weight, bias = self._short_filter_weight(), self.short_filter.bias
+        uc, conv_state = causal_conv1d_chunk(u, weight, bias, None, conv_state)
+        return list(uc.split(self.d_model, dim=-1)), conv_state
 
     def _short_filter_weight(self) -> torch.Tensor:
         return self.short_filter.weight.squeeze(1)  # [(o+1) d, W]
@@ -251,7 +271,7 @@ class Hyena(Mixer):
             )
 
     def _forward(self, x: torch.Tensor, state: HyenaState | None) -> tuple[torch.Tensor, HyenaState]:
-        B, T, d = x.shape
+        B, T, _ = x.shape
         if T > self.l_max:
             raise ValueError(
                 f"Hyena got T={T} tokens but its filter has l_max={self.l_max} taps; "
@@ -260,20 +280,13 @@ class Hyena(Mixer):
         if state is not None:
             self._check_state(state, B)
         seen = 0 if state is None else state.history.shape[-1]
-        # in_proj written channels-first, so the convolutions below read contiguous rows of time
-        # instead of copying a transpose (the CPU forward is memory-bound at long T)
-        weight = self.in_proj.weight.expand(B, -1, -1)
-        u = torch.baddbmm(self.in_proj.bias[:, None], weight, x.transpose(1, 2)).transpose(1, 2)
-        conv0 = None if state is None else state.conv
-        uc, conv_state = causal_conv1d_chunk(
-            u, self._short_filter_weight(), self.short_filter.bias, None, conv0
-        )
-        *xs, v = uc.split(d, dim=-1)
+        u = self.in_projection(x)
+        (*xs, v), conv_state = self.short_convolution(u, None if state is None else state.conv)
         # Lk-1 = the history kept afterwards: all tokens seen, at most l_max-1
         taps = min(seen + T + 1, self.l_max)
         k = self.long_filters(taps)
         histories = []
-        for o, (x_i, bias) in enumerate(zip(reversed(xs[1:]), self._biases())):
+        for o, (x_i, bias) in enumerate(zip(reversed(xs[1:]), self.long_conv_biases())):
             v = self.dropout(v * x_i)
             h0 = None if state is None else _left_pad(state.history[:, o], taps - 1)
             v, h = long_conv_chunk(v, k[o], bias, h0)
@@ -292,7 +305,7 @@ class Hyena(Mixer):
         taps = min(seen + 2, self.l_max)
         k = self.long_filters(taps, grow=True)
         histories = []
-        for o, (x_i, bias) in enumerate(zip(reversed(xs[1:]), self._biases())):
+        for o, (x_i, bias) in enumerate(zip(reversed(xs[1:]), self.long_conv_biases())):
             v = self.dropout(v * x_i)
             v, h = long_conv_step(v, k[o], bias, _left_pad(state.history[:, o], taps - 1))
             histories.append(h)
