@@ -47,7 +47,7 @@ def run_demo(
 ) -> DemoResult:
     """Train, evaluate, plot and export; returns the measurements (also printed as a table)."""
     from zoo.training.cli import ZooCLI
-    from zoo.training.recipes import recipe_file
+    from zoo.training.recipes import resolve_config_args
 
     console = console or Console()
     out_dir = Path(out_dir)
@@ -55,12 +55,9 @@ def run_demo(
     overrides = ["--trainer.logger.init_args.save_dir", str(out_dir)]
     if max_steps is not None:
         overrides += ["--trainer.max_steps", str(max_steps)]
+    console.print(f"[bold]seqzoo demo[/bold]: {DEMO_RECIPE} -> {out_dir}/")
     with contextlib.ExitStack() as stack:
-        from importlib import resources
-
-        recipe = stack.enter_context(resources.as_file(recipe_file(DEMO_RECIPE)))
-        console.print(f"[bold]seqzoo demo[/bold]: {DEMO_RECIPE} -> {out_dir}/")
-        cli = ZooCLI(args=["--config", str(recipe), *overrides], run=False)
+        cli = ZooCLI(args=resolve_config_args(["--config", DEMO_RECIPE, *overrides], stack), run=False)
     trainer, task, data = cli.trainer, cli.model, cli.datamodule
     start = time.perf_counter()
     trainer.fit(task, datamodule=data)

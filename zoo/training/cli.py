@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sys
+import warnings
 
 from jsonargparse import lazy_instance
 from lightning.pytorch import LightningDataModule, Trainer
@@ -40,16 +41,19 @@ class ZooCLI(LightningCLI):
                 "deterministic": True,
             },
         )
-        super().__init__(
-            SeqTask,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            seed_everything_default=0,
-            args=args,
-            run=run,
-            **kwargs,
-        )
+        with warnings.catch_warnings():
+            # Programmatic args are the whole command; sys.argv then belongs to the caller (`zoo demo`, pytest).
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            super().__init__(
+                SeqTask,
+                LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                seed_everything_default=0,
+                args=args,
+                run=run,
+                **kwargs,
+            )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """The forced callbacks, each configurable under its own key."""
