@@ -1,7 +1,14 @@
 """Fixtures shared by the whole suite."""
 
+import os
+
 import pytest
 import torch
+
+if not torch.cuda.is_available():
+    # The `interpret` tier: Triton kernels run on CPU tensors through Triton's interpreter. It must be set
+    # before any @triton.jit runs; the ops import their Triton modules lazily, at first use.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from zoo.kernels.causal_conv1d.reference import (
     causal_conv1d_chunk_ref,
     causal_conv1d_recurrent_ref,
 )
-from zoo.kernels.common import Impl, resolve_impl
+from zoo.kernels.common import Impl, dispatch
 
 _IMPLS = {"torch": causal_conv1d_chunk_ref, "reference": causal_conv1d_recurrent_ref}
 
@@ -23,7 +23,7 @@ def causal_conv1d_chunk(
     impl: Impl = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal depthwise conv of ``x [B,T,D]`` with ``weight [D,W]``; returns ``(y [B,T,D], state [B,D,W-1])``."""
-    return _IMPLS[resolve_impl(impl, x)](x, weight, bias, activation, initial_state)
+    return dispatch(impl, _IMPLS, x)(x, weight, bias, activation, initial_state)
 
 
 def causal_conv1d_step(

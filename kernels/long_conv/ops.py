@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.kernels.common import Impl, check_shape, resolve_impl
+from zoo.kernels.common import Impl, check_shape, dispatch
 from zoo.kernels.long_conv.reference import long_conv_chunk_ref, long_conv_recurrent_ref
 
 _IMPLS = {"torch": long_conv_chunk_ref, "reference": long_conv_recurrent_ref}
@@ -22,7 +22,7 @@ def long_conv_chunk(
     ``initial_state [B,D,Lk-1]?`` holds the previous ``Lk-1`` inputs. Returns
     ``(y [B,T,D], final_state [B,D,Lk-1])``.
     """
-    return _IMPLS[resolve_impl(impl, u)](u, k, bias, initial_state)
+    return dispatch(impl, _IMPLS, u)(u, k, bias, initial_state)
 
 
 def long_conv_step(

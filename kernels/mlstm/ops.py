@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.kernels.common import Impl, check_shape, resolve_impl
+from zoo.kernels.common import Impl, check_shape, dispatch
 from zoo.kernels.mlstm.reference import (
     MLSTMStateTuple,
     _check_state,
@@ -33,7 +33,7 @@ def mlstm_chunk(
     ``initial_state = (C [B,H,K,V], n [B,H,K], m [B,H])`` or None (zeros).
     Returns ``(h [B,T,H,V] in q's dtype, (C, n, m) in fp32)``.
     """
-    return _IMPLS[resolve_impl(impl, q)](q, k, v, igate, fgate, initial_state, eps, chunk_size)
+    return dispatch(impl, _IMPLS, q)(q, k, v, igate, fgate, initial_state, eps, chunk_size)
 
 
 def mlstm_step(

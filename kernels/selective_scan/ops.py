@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.kernels.common import Impl, check_shape, resolve_impl
+from zoo.kernels.common import Impl, check_shape, dispatch
 from zoo.kernels.selective_scan.reference import (
     _readout,
     _time_step,
@@ -36,7 +36,7 @@ def selective_scan_chunk(
     ``L`` of the chunked form: any ``T`` is accepted; memory grows with ``L`` (``O(B L D N)``); 64 suits
     CPU inference and training alike.
     """
-    return _IMPLS[resolve_impl(impl, u)](
+    return dispatch(impl, _IMPLS, u)(
         u, delta, A, Bm, Cm, D_skip, z, delta_bias, delta_softplus, initial_state, chunk_size
     )
 

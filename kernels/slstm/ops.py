@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.kernels.common import Impl, resolve_impl
+from zoo.kernels.common import Impl, dispatch
 from zoo.kernels.slstm.reference import SLSTMState, slstm_cell_step, slstm_chunk_ref, slstm_recurrent_ref
 
 _IMPLS = {"torch": slstm_chunk_ref, "reference": slstm_recurrent_ref}
@@ -23,7 +23,7 @@ def slstm_chunk(
     per-head recurrent weights (``h @ R[h][:, g]``), ``bias [4,H,D]``, ``initial_state = (h, c, n, m)``
     each ``[B,H,D]`` or None (zeros). Returns ``(h_seq [B,T,H,D], (h, c, n, m))``, the state in fp32.
     """
-    return _IMPLS[resolve_impl(impl, gates_x)](gates_x, R, bias, initial_state)
+    return dispatch(impl, _IMPLS, gates_x)(gates_x, R, bias, initial_state)
 
 
 def slstm_step(

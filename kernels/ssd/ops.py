@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.kernels.common import Impl, check_shape, resolve_impl
+from zoo.kernels.common import Impl, check_shape, dispatch
 from zoo.kernels.ssd.reference import _heads, _step, ssd_chunk_ref, ssd_recurrent_ref
 
 _IMPLS = {"torch": ssd_chunk_ref, "reference": ssd_recurrent_ref}
@@ -26,7 +26,7 @@ def ssd_chunk(
     Returns ``(y [B,T,H,V] in x's dtype, final_state [B,H,K,V] fp32)``. ``chunk_size`` is the chunk
     length ``L`` of the chunked form (any ``T`` is accepted; 64 is fastest on CPU at ``K=128, V=64``).
     """
-    return _IMPLS[resolve_impl(impl, x)](x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size)
+    return dispatch(impl, _IMPLS, x)(x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size)
 
 
 def ssd_step(
