@@ -1,0 +1,32 @@
+"""benchmarks/kernels.py runs end to end (CPU, tiny sizes) and writes its section; no timing is asserted."""
+
+import argparse
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "kernels.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("kernels_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_covers_every_op_and_writes_between_markers(tmp_path):
+    bench = _load()
+    args = argparse.Namespace(device="cpu", ops=list(bench.CASES), lengths=[32], dtypes=["float32"], repeats=1)
+    rows, ceilings = bench.run(args)
+    assert {r["op"] for r in rows} == set(bench.CASES)
+    assert all(math.isfinite(r["ms"]) and r["ms"] > 0 for r in rows)
+    assert {r["mode"] for r in rows} == {"fwd", "fwd+bwd"}
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Benchmark results\n\nkept\n\n{bench.MARK_START}\nold\n{bench.MARK_END}\n\nkept too\n")
+    bench.write_section(results, bench.render(rows, ceilings, args))
+    text = results.read_text()
+    assert "old" not in text and text.count(bench.MARK_START) == 1 and "kept too" in text
+    assert "| ssd | 32 | float32 | fwd | seqzoo-torch |" in text
