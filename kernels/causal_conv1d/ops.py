@@ -9,9 +9,13 @@ from zoo.kernels.causal_conv1d.reference import (
     causal_conv1d_chunk_ref,
     causal_conv1d_recurrent_ref,
 )
-from zoo.kernels.common import Impl, dispatch
+from zoo.kernels.common import Impl, dispatch, lazy
 
-_IMPLS = {"torch": causal_conv1d_chunk_ref, "reference": causal_conv1d_recurrent_ref}
+_IMPLS = {
+    "triton": lazy("zoo.kernels.causal_conv1d.triton_op", "causal_conv1d_triton"),
+    "torch": causal_conv1d_chunk_ref,
+    "reference": causal_conv1d_recurrent_ref,
+}
 
 
 def causal_conv1d_chunk(
