@@ -24,6 +24,7 @@ from zoo.layers.mamba import Mamba, MambaConfig
 from zoo.layers.mamba2 import Mamba2, Mamba2Config
 from zoo.layers.mlp import MLP, MLPConfig
 from zoo.layers.mlstm import MLSTM, MLSTMConfig
+from zoo.layers.norm import RMSNorm
 from zoo.layers.slstm import SLSTM, SLSTMConfig
 
 #: Pattern letter -> mixer kind. Lower-case letters are the xLSTM cells.
@@ -98,8 +99,8 @@ class BackboneConfig:
 
 
 def make_norm(kind: str, width: int, eps: float) -> nn.Module:
-    """RMSNorm or LayerNorm over the last dimension."""
-    return nn.RMSNorm(width, eps=eps) if kind == "rmsnorm" else nn.LayerNorm(width, eps=eps)
+    """RMSNorm (on the fused kernel) or LayerNorm over the last dimension."""
+    return RMSNorm(width, eps=eps) if kind == "rmsnorm" else nn.LayerNorm(width, eps=eps)
 
 
 def build_mixer(kind: str, config: BackboneConfig, layer_index: int = 0) -> Mixer:
@@ -134,20 +135,27 @@ class Block(nn.Module):
     def _residual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return x.float() + y.float() if self.residual_in_fp32 else x + y
 
-    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+    def _add_mixer_output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x + y``, then ``+ mlp(norm_mlp(x + y))`` when the block has an MLP."""
         if self.mlp is None:
-            return x
-        return self._residual(x, self.mlp(self.norm_mlp(x.to(self.norm_mlp.weight.dtype))))
+            return self._residual(x, y)
+        if isinstance(self.norm_mlp, RMSNorm):
+            # One pass: the residual add fused into the MLP's pre-norm.
+            h, r = self.norm_mlp.add_and_norm(y, x, residual_in_fp32=self.residual_in_fp32)
+        else:
+            r = self._residual(x, y)
+            h = self.norm_mlp(r.to(self.norm_mlp.weight.dtype))
+        return self._residual(r, self.mlp(h))
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         """``x [B, T, D] -> (x' [B, T, D], mixer state)``."""
         y, state = self.mixer(self.norm(x.to(self.norm.weight.dtype)), state)
-        return self._mlp(self._residual(x, y)), state
+        return self._add_mixer_output(x, y), state
 
     def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """``x_t [B, D] -> (x_t' [B, D], new mixer state)``."""
         y_t, state = self.mixer.step(self.norm(x_t.to(self.norm.weight.dtype)), state)
-        return self._mlp(self._residual(x_t, y_t)), state
+        return self._add_mixer_output(x_t, y_t), state
 
 
 class Backbone(nn.Module):

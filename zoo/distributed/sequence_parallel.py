@@ -240,7 +240,7 @@ def _resharded_block(mixer_forward: Callable[[Any, torch.Tensor, SequenceGroup],
     def run(block: Block, x: torch.Tensor, seq: SequenceGroup, index: int, needs_grad: bool) -> torch.Tensor:
         y = mixer_forward(block.mixer, block.norm(x.to(block.norm.weight.dtype)), seq)
         # Block's own residual and MLP, so that both paths share one definition
-        return block._mlp(block._residual(x, y))
+        return block._add_mixer_output(x, y)
 
     return run
 
