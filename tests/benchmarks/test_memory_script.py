@@ -1,0 +1,30 @@
+"""benchmarks/memory.py runs end to end (CPU, tiny lengths) and writes its section; no number is asserted."""
+
+import argparse
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "memory.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("memory_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_memory_script_measures_each_length_in_its_own_process_and_writes_between_markers(tmp_path):
+    bench = _load()
+    args = argparse.Namespace(entry="hybridna-small", device="cpu", dtype="float32", batch=1, lengths=[64, 128])
+    rows = bench.run(args)
+    assert [r["T"] for r in rows] == [64, 128]
+    assert all(math.isfinite(r["peak_MB"]) and r["peak_MB"] > 0 and r["seconds"] > 0 for r in rows)
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Benchmark results\n\n{bench.MARK_START}\nold\n{bench.MARK_END}\n\nkept\n")
+    bench.write_section(results, bench.render(rows, args))
+    text = results.read_text()
+    assert "old" not in text and "kept" in text and "| 128 |" in text
