@@ -7,7 +7,9 @@ forward and every gradient), then forward and forward+backward are timed (median
 the fewest bytes the op must move (inputs read once, outputs written once).
 
 Peers, when importable: mamba_ssm (``selective_scan_fn``, ``mamba_chunk_scan_combined``), causal-conv1d
-(``causal_conv1d_fn``); the long convolution's peer is torch.fft, which is our torch path.
+(``causal_conv1d_fn``), flash-linear-attention (causal conv, SSD as ``chunk_simple_gla``, fused RMSNorm),
+mlstm_kernels (TFLA ``chunkwise--triton_xl_chunk``), FlashRNN (fused sLSTM); the long convolution's peer
+is torch.fft, which is our torch path.
 
     python benchmarks/kernels.py                                   # GPU: T = 1K .. 256K, bf16 and fp32
     python benchmarks/kernels.py --device cpu --lengths 256 --dtypes float32 --repeats 3   # smoke run
@@ -55,6 +57,12 @@ def _kernel_impls(chunk: Callable, kwargs: Callable[[dict], dict], has_triton: b
     return impls
 
 
+def _require_gpu(device: str) -> None:
+    """Skip a Triton / CUDA peer off the GPU: importable on CPU (mlstm_kernels comes with xlstm) is not runnable."""
+    if device != "cuda":
+        raise ImportError("this peer runs on CUDA only")
+
+
 def _has_triton(ops_module, device: str) -> bool:
     # On CPU a Triton kernel only runs under its interpreter: a correctness tool, not something to time.
     return device == "cuda" and "triton" in getattr(ops_module, "_IMPLS", {})
@@ -83,6 +91,13 @@ def causal_conv1d_case(length: int, dtype, device, batch=4, channels=2048, width
     except ImportError:
         pass
     size = torch.tensor([], dtype=dtype).element_size()
+    try:
+        _require_gpu(device)
+        from fla.modules.causal_conv1d import causal_conv1d as fla_causal_conv1d
+
+        run["fla"] = lambda a: fla_causal_conv1d(a["x"], a["weight"], a["bias"], activation="silu")[0]
+    except ImportError:
+        pass
     return Case("causal_conv1d", length, make, run, 2 * batch * length * channels * size)
 
 
@@ -144,6 +159,20 @@ def ssd_case(length: int, dtype, device, batch=2, heads=24, headdim=64, groups=1
         )
     except ImportError:
         pass
+    try:
+        _require_gpu(device)
+        from fla.ops.simple_gla import chunk_simple_gla
+
+        def fla_ssd(a):
+            # SSD is simple GLA with a per-head scalar decay: q = C, k = B, v = dt x, log decay g = dt A.
+            rep = heads // groups
+            q, k = (a[n].repeat_interleave(rep, dim=2) for n in ("Cm", "Bm"))
+            y, _ = chunk_simple_gla(q, k, a["x"] * a["dt"].unsqueeze(-1), g=(a["dt"] * a["A"]).float(), scale=1.0)
+            return y + a["x"] * a["D_skip"].unsqueeze(-1).to(a["x"].dtype)
+
+        run["fla-simple-gla"] = fla_ssd
+    except ImportError:
+        pass
     size = torch.tensor([], dtype=dtype).element_size()
     per_token = 2 * heads * headdim + heads + 2 * groups * state
     return Case("ssd", length, make, run, per_token * batch * length * size)
@@ -165,11 +194,101 @@ def long_conv_case(length: int, dtype, device, batch=2, channels=768) -> Case:
     return Case("long_conv", length, make, run, 2 * batch * length * channels * size + channels * length * 4)
 
 
+def mlstm_case(length: int, dtype, device, batch=2, heads=8, qk_dim=128, v_dim=256, chunk=64) -> Case:
+    from zoo.kernels.mlstm import mlstm_chunk, ops
+
+    def make():
+        return {
+            "q": _randn(batch, length, heads, qk_dim, dtype=dtype, device=device),
+            "k": _randn(batch, length, heads, qk_dim, dtype=dtype, device=device),
+            "v": _randn(batch, length, heads, v_dim, dtype=dtype, device=device),
+            "igate": _randn(batch, length, heads, dtype=dtype, device=device),
+            "fgate": _randn(batch, length, heads, dtype=dtype, device=device, scale=2.0),
+        }
+
+    run = _kernel_impls(mlstm_chunk, lambda a: {**a, "chunk_size": chunk}, _has_triton(ops, device))
+    try:
+        _require_gpu(device)
+        from mlstm_kernels.torch import get_mlstm_kernel
+
+        xl_chunk = get_mlstm_kernel("chunkwise--triton_xl_chunk")  # TFLA, NX-AI's fastest kernel
+
+        def nx_ai(a):
+            # mlstm_kernels is head-major: [B, H, T, K]; same math (query scaled by 1/sqrt(K), m0 = 0)
+            q, k, v = (a[n].transpose(1, 2) for n in ("q", "k", "v"))
+            i, f = (a[n].transpose(1, 2) for n in ("igate", "fgate"))
+            return xl_chunk(q, k, v, i, f, chunk_size=128).transpose(1, 2)
+
+        run["mlstm_kernels"] = nx_ai
+    except ImportError:
+        pass
+    size = torch.tensor([], dtype=dtype).element_size()
+    per_token = heads * (2 * qk_dim + 2 * v_dim + 2)
+    return Case("mlstm", length, make, run, per_token * batch * length * size)
+
+
+def slstm_case(length: int, dtype, device, batch=8, heads=4, head_dim=128) -> Case:
+    from zoo.kernels.slstm import ops, slstm_chunk
+
+    def make():
+        return {
+            "gates_x": _randn(batch, length, 4, heads, head_dim, dtype=dtype, device=device),
+            "R": _randn(heads, head_dim, 4, head_dim, dtype=dtype, device=device, scale=head_dim**-0.5),
+            "bias": _randn(4, heads, head_dim, dtype=dtype, device=device),
+        }
+
+    run = _kernel_impls(slstm_chunk, lambda a: a, _has_triton(ops, device))
+    try:
+        _require_gpu(device)
+        from flashrnn import flashrnn
+
+        def flash_rnn(a):
+            # FlashRNN: gates [B,T,G,H,D], R [G,H,D_out,D_prev] (ours is [H,D_prev,G,D_out]), bias [G,H,D]
+            backend_dtype = "float32" if dtype == torch.float32 else "bfloat16"
+            h, _ = flashrnn(a["gates_x"], a["R"].permute(2, 0, 3, 1), a["bias"], function="slstm",
+                            backend="cuda_fused", dtype=backend_dtype)  # fmt: skip
+            return h[0]  # states first: [S, B, T, H, D] -> the hidden state
+
+        run["flashrnn"] = flash_rnn
+    except ImportError:
+        pass
+    size = torch.tensor([], dtype=dtype).element_size()
+    return Case("slstm", length, make, run, batch * length * heads * head_dim * 5 * size)
+
+
+def norm_case(length: int, dtype, device, batch=4, channels=2048) -> Case:
+    from zoo.kernels.norm import ops, rms_norm
+
+    def make():
+        return {
+            "x": _randn(batch, length, channels, dtype=dtype, device=device),
+            "residual": _randn(batch, length, channels, dtype=torch.float32, device=device),
+            "weight": _randn(channels, dtype=dtype, device=device),
+        }
+
+    run = _kernel_impls(rms_norm, lambda a: a, _has_triton(ops, device))
+    try:
+        _require_gpu(device)
+        from fla.modules.norm.layernorm import rms_norm as fla_rms_norm
+
+        run["fla"] = lambda a: fla_rms_norm(
+            a["x"], a["weight"], None, residual=a["residual"], prenorm=True, residual_in_fp32=True
+        )[0]
+    except ImportError:
+        pass
+    size = torch.tensor([], dtype=dtype).element_size()
+    # reads x and the fp32 residual, writes y and the fp32 residual
+    return Case("rms_norm", length, make, run, batch * length * channels * (2 * size + 8))
+
+
 CASES = {
     "causal_conv1d": causal_conv1d_case,
     "selective_scan": selective_scan_case,
     "ssd": ssd_case,
     "long_conv": long_conv_case,
+    "mlstm": mlstm_case,
+    "slstm": slstm_case,
+    "rms_norm": norm_case,
 }
 
 
@@ -221,6 +340,25 @@ def _ceilings(device: str) -> dict[str, float]:
     return {"copy_GBps": 2 * n / ms / 1e6, "matmul_TFLOPs": 2 * size**3 / mm_ms / 1e9}
 
 
+def _measure(fn: Callable[[dict], torch.Tensor], case: Case, mode: str, device: str, repeats: int) -> float | str:
+    """Milliseconds of ``fn`` in ``mode``, or the reason it failed (out of memory, a peer's broken kernel...).
+
+    A failure is reported in the table rather than ending the run: a GPU session has minutes, not retries.
+    """
+    try:
+        inputs = case.make_inputs()
+        if mode == "fwd":
+            with torch.no_grad():
+                return _time_ms(lambda: fn(inputs), device, repeats)
+        grad = torch.randn_like(fn(inputs))
+        return _time_ms(lambda: fn(inputs).backward(grad), device, repeats)
+    except Exception as error:  # any failure becomes a row, see the docstring
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''}"
+    finally:
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+
 def run(args) -> tuple[list[dict], dict]:
     device = args.device
     ceilings = _ceilings(device)
@@ -230,28 +368,26 @@ def run(args) -> tuple[list[dict], dict]:
             dtype = getattr(torch, dtype_name)
             for length in args.lengths:
                 case = CASES[op](length, dtype, device)
-                errors = {impl: _check(case, impl) for impl in case.run if impl.startswith("seqzoo-triton")}
+                errors = {}
+                for impl in case.run:
+                    if impl.startswith("seqzoo-triton"):
+                        try:
+                            errors[impl] = _check(case, impl)
+                        except Exception as error:  # reported in the table
+                            errors[impl] = f"{type(error).__name__}"
                 for mode in ("fwd", "fwd+bwd"):
-                    timings = {}
-                    for impl, fn in case.run.items():
-                        inputs = case.make_inputs()
-                        if mode == "fwd":
-                            with torch.no_grad():
-                                timings[impl] = _time_ms(lambda fn=fn, a=inputs: fn(a), device, args.repeats)
-                        else:
-                            grad = torch.randn_like(fn(inputs))
-                            timings[impl] = _time_ms(
-                                lambda fn=fn, a=inputs, g=grad: fn(a).backward(g), device, args.repeats
-                            )
-                    peers = {k: v for k, v in timings.items() if not k.startswith("seqzoo")}
-                    best_peer = min(peers.values()) if peers else None
+                    timings = {impl: _measure(fn, case, mode, device, args.repeats) for impl, fn in case.run.items()}
+                    peers = [v for k, v in timings.items() if not k.startswith("seqzoo") and isinstance(v, float)]
+                    best_peer = min(peers) if peers else None
                     for impl, ms in timings.items():
+                        ok = isinstance(ms, float)
                         rows.append(
                             {
                                 "op": op, "T": length, "dtype": dtype_name, "mode": mode, "impl": impl,
-                                "ms": ms,
-                                "vs best peer": (best_peer / ms) if best_peer and impl.startswith("seqzoo") else None,
-                                "GB/s": case.min_bytes / ms / 1e6 if mode == "fwd" else None,
+                                "ms": ms if ok else None, "failed": None if ok else ms,
+                                "vs best peer": (best_peer / ms) if ok and best_peer and impl.startswith("seqzoo")
+                                else None,
+                                "GB/s": case.min_bytes / ms / 1e6 if ok and mode == "fwd" else None,
                                 "rel err vs torch": errors.get(impl),
                             }
                         )  # fmt: skip
@@ -275,8 +411,10 @@ def render(rows: list[dict], ceilings: dict, args) -> str:
     for r in rows:
         ratio = "" if r["vs best peer"] is None else f"{r['vs best peer']:.2f}x"
         bw = "" if r["GB/s"] is None else f"{r['GB/s']:.1f} ({100 * r['GB/s'] / ceilings['copy_GBps']:.0f}%)"
-        err = "" if r["rel err vs torch"] is None else f"{r['rel err vs torch']:.1e}"
-        cells = [r["op"], f"{r['T']:,}", r["dtype"], r["mode"], r["impl"], f"{r['ms']:.3f}", ratio, bw, err]
+        err = r["rel err vs torch"]
+        err = "" if err is None else (err if isinstance(err, str) else f"{err:.1e}")
+        ms = f"{r['ms']:.3f}" if r["ms"] is not None else f"failed ({r['failed']})"
+        cells = [r["op"], f"{r['T']:,}", r["dtype"], r["mode"], r["impl"], ms, ratio, bw, err]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append(MARK_END)
     return "\n".join(lines)

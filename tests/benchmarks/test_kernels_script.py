@@ -6,6 +6,8 @@ import math
 import sys
 from pathlib import Path
 
+import torch
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "kernels.py"
 
 
@@ -22,7 +24,7 @@ def test_script_covers_every_op_and_writes_between_markers(tmp_path):
     args = argparse.Namespace(device="cpu", ops=list(bench.CASES), lengths=[32], dtypes=["float32"], repeats=1)
     rows, ceilings = bench.run(args)
     assert {r["op"] for r in rows} == set(bench.CASES)
-    assert all(math.isfinite(r["ms"]) and r["ms"] > 0 for r in rows)
+    assert all(r["failed"] is None and math.isfinite(r["ms"]) and r["ms"] > 0 for r in rows)
     assert {r["mode"] for r in rows} == {"fwd", "fwd+bwd"}
     results = tmp_path / "RESULTS.md"
     results.write_text(f"# Benchmark results\n\nkept\n\n{bench.MARK_START}\nold\n{bench.MARK_END}\n\nkept too\n")
@@ -30,3 +32,13 @@ def test_script_covers_every_op_and_writes_between_markers(tmp_path):
     text = results.read_text()
     assert "old" not in text and text.count(bench.MARK_START) == 1 and "kept too" in text
     assert "| ssd | 32 | float32 | fwd | seqzoo-torch |" in text
+
+
+def test_a_failing_implementation_becomes_a_row_instead_of_ending_the_run():
+    bench = _load()
+    case = bench.ssd_case(16, torch.float32, "cpu")
+
+    def broken(inputs):
+        raise RuntimeError("peer kernel needs CUDA\nmore detail")
+
+    assert bench._measure(broken, case, "fwd", "cpu", 1) == "RuntimeError: peer kernel needs CUDA"
