@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.kernels.common import Impl, check_shape, dispatch
+from zoo.kernels.common import Impl, check_shape, dispatch, lazy
 from zoo.kernels.selective_scan.reference import (
     _readout,
     _time_step,
@@ -12,7 +12,11 @@ from zoo.kernels.selective_scan.reference import (
     selective_scan_recurrent_ref,
 )
 
-_IMPLS = {"torch": selective_scan_chunk_ref, "reference": selective_scan_recurrent_ref}
+_IMPLS = {
+    "triton": lazy("zoo.kernels.selective_scan.triton_op", "selective_scan_triton"),
+    "torch": selective_scan_chunk_ref,
+    "reference": selective_scan_recurrent_ref,
+}
 
 
 def selective_scan_chunk(
@@ -41,6 +45,23 @@ def selective_scan_chunk(
     )
 
 
+def _selective_scan_step_torch(u_t, delta_t, A, B_t, C_t, D_skip, z_t, delta_bias, delta_softplus, state):
+    """The step in plain torch (the step's spec; differentiable). Shapes are checked by the caller."""
+    dt = _time_step(delta_t, delta_bias, delta_softplus)  # [B,D]
+    decay = torch.exp(dt[:, :, None] * A.float())  # [B,D,N]
+    state = torch.addcmul((dt * u_t.float())[:, :, None] * B_t.float()[:, None, :], decay, state.float())
+    y_t = (state @ C_t.float()[:, :, None]).squeeze(-1)  # [B,D]
+    return _readout(y_t, u_t, D_skip, z_t).to(u_t.dtype), state
+
+
+_STEP_IMPLS = {
+    "triton": lazy("zoo.kernels.selective_scan.triton_step", "selective_scan_step_triton"),
+    "torch": _selective_scan_step_torch,
+    # the one-token step is its own spec: there is no separate recurrent form of it
+    "reference": _selective_scan_step_torch,
+}
+
+
 def selective_scan_step(
     u_t: torch.Tensor,
     delta_t: torch.Tensor,
@@ -52,10 +73,13 @@ def selective_scan_step(
     delta_bias: torch.Tensor | None,
     delta_softplus: bool,
     state: torch.Tensor,
+    impl: Impl = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One token: ``u_t, delta_t [B,D]``, ``A [D,N]``, ``B_t, C_t [B,N]``, ``z_t [B,D]?``, ``state [B,D,N]``.
 
-    Returns ``(y_t [B,D] in u_t's dtype, new_state [B,D,N] fp32)``.
+    Returns ``(y_t [B,D] in u_t's dtype, new_state [B,D,N] fp32)``; ``state`` is left unchanged.
+    ``impl="triton"`` is one fused kernel, inference only (a ValueError if autograd would need a graph);
+    ``"auto"`` takes it for CUDA tensors unless grad mode is on and an input requires grad, then the torch step.
     """
     check_shape("u_t", u_t, (None, None), "[B,D]")
     b, d = u_t.shape
@@ -71,8 +95,8 @@ def selective_scan_step(
     if delta_bias is not None:
         check_shape("delta_bias", delta_bias, (d,), "[D]")
     check_shape("state", state, (b, d, n), "[B,D,N]")
-    dt = _time_step(delta_t, delta_bias, delta_softplus)  # [B,D]
-    decay = torch.exp(dt[:, :, None] * A.float())  # [B,D,N]
-    state = torch.addcmul((dt * u_t.float())[:, :, None] * B_t.float()[:, None, :], decay, state.float())
-    y_t = (state @ C_t.float()[:, :, None]).squeeze(-1)  # [B,D]
-    return _readout(y_t, u_t, D_skip, z_t).to(u_t.dtype), state
+    tensors = (u_t, delta_t, A, B_t, C_t, D_skip, z_t, delta_bias, state)
+    if impl == "auto" and torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        # a decode step called with trainable parameters outside no_grad: keep it differentiable
+        impl = "torch"
+    return dispatch(impl, _STEP_IMPLS, u_t)(u_t, delta_t, A, B_t, C_t, D_skip, z_t, delta_bias, delta_softplus, state)
