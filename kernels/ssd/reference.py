@@ -12,13 +12,16 @@ The state layout is ``[B,H,K,V] = [B,H,N,P]``; mamba_ssm and transformers keep `
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 
 from zoo.kernels.common import check_shape
 
 
-def _check(x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size) -> None:
+def _check(x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size, cu_seqlens=None) -> list[int] | None:
+    """Raise a clear ValueError on any bad input; returns ``cu_seqlens`` as a list of ints (or None)."""
     check_shape("x", x, (None, None, None, None), "[B,T,H,V]")
     b, t, h, v = x.shape
     check_shape("dt", dt, (b, t, h), "[B,T,H]")
@@ -30,10 +33,31 @@ def _check(x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size) -> None:
         raise ValueError(f"H={h} heads must be a multiple of G={g} groups (each B/C group serves H/G heads)")
     if D_skip is not None:
         check_shape("D_skip", D_skip, (h,), "[H]")
-    if initial_state is not None:
-        check_shape("initial_state", initial_state, (b, h, k, v), "[B,H,K,V]")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size!r} must be a positive int")
+    if cu_seqlens is None:
+        if initial_state is not None:
+            check_shape("initial_state", initial_state, (b, h, k, v), "[B,H,K,V]")
+        return None
+    cu = _check_cu_seqlens(cu_seqlens, b, t)
+    if initial_state is not None:
+        check_shape("initial_state", initial_state, (len(cu) - 1, h, k, v), "[S,H,K,V] (one per sequence)")
+    return cu
+
+
+def _check_cu_seqlens(cu_seqlens: torch.Tensor, b: int, t: int) -> list[int]:
+    """Validate packed-sequence boundaries ``[S+1]`` (0, ..., T; non-decreasing) for ``B == 1`` inputs."""
+    int_types = (torch.int32, torch.int64)
+    if not isinstance(cu_seqlens, torch.Tensor) or cu_seqlens.ndim != 1 or cu_seqlens.dtype not in int_types:
+        raise ValueError("cu_seqlens must be a 1-D int32/int64 tensor [S+1] of sequence boundaries")
+    if b != 1:
+        raise ValueError(f"cu_seqlens packs sequences along time and needs B == 1, got B={b}")
+    cu = cu_seqlens.tolist()  # one host sync: the chunk tables depend on the boundaries
+    if len(cu) < 2 or cu[0] != 0 or cu[-1] != t:
+        raise ValueError(f"cu_seqlens must start at 0 and end at T={t} with at least one sequence, got {cu}")
+    if any(hi < lo for lo, hi in pairwise(cu)):
+        raise ValueError(f"cu_seqlens must be non-decreasing, got {cu}")
+    return cu
 
 
 def _heads(m: torch.Tensor, heads: int) -> torch.Tensor:
@@ -68,12 +92,17 @@ def ssd_recurrent_ref(
     D_skip: torch.Tensor | None = None,
     initial_state: torch.Tensor | None = None,
     chunk_size: int = 64,
+    cu_seqlens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The spec: one token at a time. Returns ``(y [B,T,H,V], final_state [B,H,K,V] fp32)``.
 
-    ``chunk_size`` is accepted for a signature shared with the chunked form and ignored.
+    ``chunk_size`` is accepted for a signature shared with the chunked form and ignored. With ``cu_seqlens``
+    (``[S+1]``, ``B == 1``) the packed sequences run one by one, each from its own ``initial_state[s]``
+    (zeros if none), and the final state is ``[S,H,K,V]``.
     """
-    _check(x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size)
+    cu = _check(x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size, cu_seqlens)
+    if cu is not None:
+        return _per_sequence(ssd_recurrent_ref, cu, x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size)
     b, t, h, v = x.shape
     k = Bm.shape[-1]
     xf, dtf, Af = x.float(), dt.float(), A.float()
@@ -85,6 +114,24 @@ def ssd_recurrent_ref(
         y_t, state = _step(xf[:, i], dtf[:, i], Af, Bh[:, i], Ch[:, i], Df, state)
         ys.append(y_t)
     return torch.stack(ys, dim=1).to(x.dtype), state
+
+
+def _per_sequence(fn, cu, x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size):
+    """Packed sequences (boundaries ``cu``) run one at a time through ``fn``: the varlen spec, by definition."""
+    h, v = x.shape[2:]
+    k = Bm.shape[-1]
+    ys, finals = [], []
+    for i, (lo, hi) in enumerate(pairwise(cu)):
+        h0 = None if initial_state is None else initial_state[i : i + 1]
+        if hi == lo:  # an empty sequence keeps its initial state
+            ys.append(x[:, lo:hi])
+            zeros = x.new_zeros(1, h, k, v, dtype=torch.float32)
+            finals.append(zeros if h0 is None else h0.float())
+            continue
+        y, s = fn(x[:, lo:hi], dt[:, lo:hi], A, Bm[:, lo:hi], Cm[:, lo:hi], D_skip, h0, chunk_size)
+        ys.append(y)
+        finals.append(s)
+    return torch.cat(ys, dim=1), torch.cat(finals, dim=0)
 
 
 def _pad_time(u: torch.Tensor, pad: int) -> torch.Tensor:
@@ -108,6 +155,7 @@ def ssd_chunk_ref(
     D_skip: torch.Tensor | None = None,
     initial_state: torch.Tensor | None = None,
     chunk_size: int = 64,
+    cu_seqlens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The chunked SSD form: returns ``(y [B,T,H,V], final_state [B,H,K,V] fp32)``.
 
@@ -117,9 +165,12 @@ def ssd_chunk_ref(
     than ``SEGMENT_TOKENS`` run segment by segment, so memory is ``O(SEGMENT_TOKENS L H)`` plus the
     output. B/C are contracted per group, never repeated per head, and every product with ``K``
     happens before anything of size ``L x L x K`` could appear. A ragged last chunk is zero-padded
-    internally (``dt = 0`` steps change nothing).
+    internally (``dt = 0`` steps change nothing). ``cu_seqlens`` (``[S+1]``, ``B == 1``): packed sequences, run
+    one by one (``initial_state`` and the final state are ``[S,H,K,V]``).
     """
-    _check(x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size)
+    cu = _check(x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size, cu_seqlens)
+    if cu is not None:
+        return _per_sequence(ssd_chunk_ref, cu, x, dt, A, Bm, Cm, D_skip, initial_state, chunk_size)
     t = x.shape[1]
     L = min(chunk_size, t)  # a chunk longer than the input only wastes L^2 work
     seg = max(1, SEGMENT_TOKENS // L) * L

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import pytest
 import torch
 
@@ -111,3 +113,44 @@ def test_ssd_rejects_bad_shapes():
         ssd_chunk(x, dt, A, Bm, Cm, impl="cuda")
     with pytest.raises(ValueError, match=r"state must have shape \[B,H,K,V\]"):
         ssd_step(x[:, 0], dt[:, 0], A, Bm[:, 0], Cm[:, 0], D, h0[:1])
+
+
+# packed sequences: an empty one, one inside a chunk, ones across chunk boundaries of L = 8
+CU_SEQLENS = [0, 3, 3, 20, 21, 37]
+
+
+@pytest.mark.parametrize("impl", ["torch", "reference"])
+@pytest.mark.parametrize("with_h0", [True, False])
+def test_ssd_varlen_matches_each_sequence_alone(impl, with_h0, nan_poisoned_empty):
+    S, T = len(CU_SEQLENS) - 1, CU_SEQLENS[-1]
+    x, dt, A, Bm, Cm, D, _ = make_inputs(1, T, 4, 2, 8, 5)
+    h0 = torch.randn(S, 4, 8, 5) if with_h0 else None
+    cu = torch.tensor(CU_SEQLENS)
+    y, s = ssd_chunk(x, dt, A, Bm, Cm, D, h0, chunk_size=8, impl=impl, cu_seqlens=cu)
+    assert s.shape == (S, 4, 8, 5)
+    for i, (lo, hi) in enumerate(pairwise(CU_SEQLENS)):
+        h0_i = torch.zeros(1, 4, 8, 5) if h0 is None else h0[i : i + 1]
+        if hi == lo:  # an empty sequence passes its initial state through
+            assert_close(f"state{i}", h0_i, s[i : i + 1], 0.0)
+            continue
+        y_i, s_i = ssd_recurrent_ref(x[:, lo:hi], dt[:, lo:hi], A, Bm[:, lo:hi], Cm[:, lo:hi], D, h0_i)
+        assert_close(f"y{i}", y_i, y[:, lo:hi], 1e-5)
+        assert_close(f"state{i}", s_i, s[i : i + 1], 1e-5)
+
+
+def test_ssd_varlen_rejects_bad_cu_seqlens():
+    x, dt, A, Bm, Cm, D, h0 = make_inputs(1, 10, 4, 2, 8, 3)
+    for cu, match in [
+        (torch.tensor([1, 10]), "start at 0"),
+        (torch.tensor([0, 9]), "end at T=10"),
+        (torch.tensor([0]), "at least one sequence"),
+        (torch.tensor([0, 6, 4, 10]), "non-decreasing"),
+        (torch.tensor([0.0, 10.0]), "int32/int64"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ssd_chunk(x, dt, A, Bm, Cm, cu_seqlens=cu)
+    with pytest.raises(ValueError, match=r"initial_state must have shape \[S,H,K,V\]"):
+        ssd_chunk(x, dt, A, Bm, Cm, D, h0, cu_seqlens=torch.tensor([0, 4, 10]))
+    x2, dt2, _, Bm2, Cm2, _, _ = make_inputs(2, 10, 4, 2, 8, 3)
+    with pytest.raises(ValueError, match="B == 1"):
+        ssd_chunk(x2, dt2, A, Bm2, Cm2, cu_seqlens=torch.tensor([0, 10]))
