@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.kernels.common import Impl, check_shape, dispatch
+from zoo.kernels.common import Impl, check_shape, dispatch, lazy, resolve_impl
 from zoo.kernels.mlstm.reference import (
     MLSTMStateTuple,
     _check_state,
@@ -13,7 +13,14 @@ from zoo.kernels.mlstm.reference import (
     mlstm_recurrent_ref,
 )
 
-_IMPLS = {"torch": mlstm_chunk_ref, "reference": mlstm_recurrent_ref}
+_IMPLS = {
+    "triton": lazy("zoo.kernels.mlstm.triton_op", "mlstm_triton"),
+    "torch": mlstm_chunk_ref,
+    "reference": mlstm_recurrent_ref,
+}
+#: the step's implementations: a fused Triton kernel (inference only) and the torch step (``reference`` too)
+_STEP_IMPLS = ("triton", "torch", "reference")
+_step_triton = lazy("zoo.kernels.mlstm.triton_step", "mlstm_step_triton")
 
 
 def mlstm_chunk(
@@ -31,7 +38,8 @@ def mlstm_chunk(
 
     ``q, k [B,T,H,K]``, ``v [B,T,H,V]``, ``igate, fgate [B,T,H]`` (pre-activations),
     ``initial_state = (C [B,H,K,V], n [B,H,K], m [B,H])`` or None (zeros).
-    Returns ``(h [B,T,H,V] in q's dtype, (C, n, m) in fp32)``.
+    Returns ``(h [B,T,H,V] in q's dtype, (C, n, m) in fp32)``. ``impl="auto"`` is the Triton kernel
+    (``triton_op.py``, forward and backward in Triton) for CUDA tensors, the chunked torch form on CPU.
     """
     return dispatch(impl, _IMPLS, q)(q, k, v, igate, fgate, initial_state, eps, chunk_size)
 
@@ -44,10 +52,13 @@ def mlstm_step(
     f_t: torch.Tensor,
     state: MLSTMStateTuple,
     eps: float = 1e-6,
+    impl: Impl = "auto",
 ) -> tuple[torch.Tensor, MLSTMStateTuple]:
     """One token: ``q_t, k_t [B,H,K]``, ``v_t [B,H,V]``, ``i_t, f_t [B,H]``, ``state (C, n, m)``.
 
-    Returns ``(h_t [B,H,V] in q_t's dtype, new state in fp32)``.
+    Returns ``(h_t [B,H,V] in q_t's dtype, new state in fp32)``. ``impl="auto"`` runs the fused Triton step
+    (``triton_step.py``) on CUDA tensors when no gradient is needed, else the torch step (``"torch"`` and
+    ``"reference"`` are both the torch step). The Triton step has no autograd: decode / inference only.
     """
     check_shape("q_t", q_t, (None, None, None), "[B,H,K]")
     b, h, dk = q_t.shape
@@ -56,6 +67,15 @@ def mlstm_step(
     check_shape("i_t", i_t, (b, h), "[B,H]")
     check_shape("f_t", f_t, (b, h), "[B,H]")
     _check_state(state, b, h, dk, v_t.shape[-1], "state")
+    tensors = (q_t, k_t, v_t, i_t, f_t, *state)
+    needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in tensors)
+    which = resolve_impl(impl, _STEP_IMPLS, q_t)
+    if impl == "auto" and needs_grad:
+        which = "torch"  # the fused step has no backward
+    if which == "triton":
+        if needs_grad:
+            raise ValueError("mlstm_step(impl='triton') is inference only; use impl='torch' to backpropagate")
+        return _step_triton(q_t, k_t, v_t, i_t, f_t, state, eps)
     C, n, m = (s.float() for s in state)
     h_t, new_state = _step(q_t.float(), k_t.float(), v_t.float(), i_t.float(), f_t.float(), C, n, m, eps)
     return h_t.to(q_t.dtype), new_state
