@@ -1,0 +1,1 @@
+"""The Hub: pull and publish checkpoints through huggingface_hub, and convert official ones."""
