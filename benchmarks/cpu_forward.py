@@ -26,6 +26,10 @@ from pathlib import Path
 
 import torch
 
+# The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import replace_section
+
 VOCAB = 16
 D_MODEL = 256
 LAYERS = 4
@@ -251,18 +255,6 @@ def table(results: list[dict], lengths: list[int], threads: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace this script's section of RESULTS.md (between its markers), keeping the rest."""
-    start, end = "<!-- cpu_forward:start -->", "<!-- cpu_forward:end -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{start}\n{body}\n{end}"
-    if start in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -294,7 +286,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section(args.write, body)
+        replace_section(args.write, "cpu_forward", body)
 
 
 if __name__ == "__main__":

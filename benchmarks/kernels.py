@@ -24,13 +24,16 @@ import argparse
 import dataclasses
 import math
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-MARK_START, MARK_END = "<!-- kernels:start -->", "<!-- kernels:end -->"
+# The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import replace_section
 
 
 @dataclasses.dataclass
@@ -398,7 +401,6 @@ def run(args) -> tuple[list[dict], dict]:
 def render(rows: list[dict], ceilings: dict, args) -> str:
     machine = torch.cuda.get_device_name() if args.device == "cuda" else (platform.processor() or platform.machine())
     lines = [
-        MARK_START,
         "## Kernels (`benchmarks/kernels.py`)",
         "",
         f"Device: {machine}; torch {torch.__version__}; measured ceilings: copy {ceilings['copy_GBps']:.0f} GB/s, "
@@ -416,19 +418,7 @@ def render(rows: list[dict], ceilings: dict, args) -> str:
         ms = f"{r['ms']:.3f}" if r["ms"] is not None else f"failed ({r['failed']})"
         cells = [r["op"], f"{r['T']:,}", r["dtype"], r["mode"], r["impl"], ms, ratio, bw, err]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append(MARK_END)
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the kernels section of a results file."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if MARK_START in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -445,7 +435,7 @@ def main() -> None:
     section = render(rows, ceilings, args)
     print(section)
     if args.write:
-        write_section(args.write, section)
+        replace_section(args.write, "kernels", section)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import torch
 
-MARK_START, MARK_END = "<!-- memory:start -->", "<!-- memory:end -->"
+# The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import replace_section
 
 
 def measure(entry: str, length: int, device: str, dtype: str, batch: int) -> dict:
@@ -80,7 +82,6 @@ def render(rows: list[dict], args) -> str:
     """The markdown section: peak, time and the memory increment per 1K tokens between lengths."""
     machine = torch.cuda.get_device_name() if args.device == "cuda" else (platform.processor() or platform.machine())
     lines = [
-        MARK_START,
         f"## Memory of forward + backward against T (`benchmarks/memory.py --entry {args.entry}`)",
         "",
         f"Device: {machine}; torch {torch.__version__}; batch {args.batch}; {args.dtype}"
@@ -97,19 +98,7 @@ def render(rows: list[dict], args) -> str:
             slope = f"{(r['peak_MB'] - previous['peak_MB']) / ((r['T'] - previous['T']) / 1024):.1f}"
         lines.append(f"| {r['T']:,} | {r['peak_MB']:.0f} | {slope} | {r['seconds']:.3f} |")
         previous = r
-    lines.append(MARK_END)
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the memory section of a results file."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if MARK_START in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -128,7 +117,7 @@ def main() -> None:
     section = render(run(args), args)
     print(section)
     if args.write:
-        write_section(args.write, section)
+        replace_section(args.write, "memory", section)
 
 
 if __name__ == "__main__":

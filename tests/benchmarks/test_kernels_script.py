@@ -27,10 +27,10 @@ def test_script_covers_every_op_and_writes_between_markers(tmp_path):
     assert all(r["failed"] is None and math.isfinite(r["ms"]) and r["ms"] > 0 for r in rows)
     assert {r["mode"] for r in rows} == {"fwd", "fwd+bwd"}
     results = tmp_path / "RESULTS.md"
-    results.write_text(f"# Benchmark results\n\nkept\n\n{bench.MARK_START}\nold\n{bench.MARK_END}\n\nkept too\n")
-    bench.write_section(results, bench.render(rows, ceilings, args))
+    results.write_text("# Benchmark results\n\nkept\n\n<!-- kernels:start -->\nold\n<!-- kernels:end -->\n\nkept too\n")
+    bench.replace_section(results, "kernels", bench.render(rows, ceilings, args))
     text = results.read_text()
-    assert "old" not in text and text.count(bench.MARK_START) == 1 and "kept too" in text
+    assert "old" not in text and text.count("<!-- kernels:start -->") == 1 and "kept too" in text
     assert "| ssd | 32 | float32 | fwd | seqzoo-torch |" in text
 
 

@@ -24,7 +24,7 @@ def test_memory_script_measures_each_length_in_its_own_process_and_writes_betwee
     assert [r["T"] for r in rows] == [64, 128]
     assert all(math.isfinite(r["peak_MB"]) and r["peak_MB"] > 0 and r["seconds"] > 0 for r in rows)
     results = tmp_path / "RESULTS.md"
-    results.write_text(f"# Benchmark results\n\n{bench.MARK_START}\nold\n{bench.MARK_END}\n\nkept\n")
-    bench.write_section(results, bench.render(rows, args))
+    results.write_text("# Benchmark results\n\n<!-- memory:start -->\nold\n<!-- memory:end -->\n\nkept\n")
+    bench.replace_section(results, "memory", bench.render(rows, args))
     text = results.read_text()
     assert "old" not in text and "kept" in text and "| 128 |" in text
