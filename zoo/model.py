@@ -8,6 +8,11 @@ Module names follow transformers' ``MambaForCausalLM`` (``backbone.embeddings``,
   (``[B, T, 2D]`` for reverse-complement-equivariant models: forward strand, then reverse strand).
 * ``step(input_id [B] | embed [B, D], state) -> ModelOutput`` with ``T`` absent.
 
+Vocabularies: ``dna`` and ``protein`` are seqzoo's character alphabets (zoo/vocab.py). A checkpoint converted
+from another project (a text Mamba or xLSTM with a 50k-token BPE vocabulary) keeps its tokenizer's ids:
+``vocab="foreign"`` with ``foreign_vocab_size`` tokens; seqzoo has no tokenizer for it, so pass ids from the
+original project's tokenizer. Input ids are validated against the vocabulary's size either way.
+
 Reverse-complement equivariance (Caduceus-PS): the backbone runs with shared weights on the sequence
 and on its reverse complement; the two strands' hidden states are kept side by side and combined only
 in the LM head, where the reverse strand's logits are mapped back through the complement table. Then
@@ -38,8 +43,12 @@ class ModelConfig:
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     """The layer stack."""
-    vocab: Literal["dna", "protein"] | None = "dna"
-    """Token alphabet (see zoo/vocab.py); None for continuous inputs (forecasting: ``inputs_embeds`` only)."""
+    vocab: Literal["dna", "protein", "foreign"] | None = "dna"
+    """Token alphabet (see zoo/vocab.py); ``foreign`` for a converted checkpoint's own tokenizer (ids only,
+    ``foreign_vocab_size`` of them); None for continuous inputs (forecasting: ``inputs_embeds`` only)."""
+    foreign_vocab_size: int | None = None
+    """Number of token ids of a ``foreign`` vocabulary (e.g. 50277 for mamba_ssm's GPT-NeoX tokenizer);
+    set exactly when ``vocab='foreign'``. Embedding rows are this padded to ``pad_vocab_multiple``."""
     pad_vocab_multiple: int = 8
     """Embedding rows are padded to a multiple of this (HyenaDNA pads 12 -> 16)."""
     tie_embeddings: bool = True
@@ -48,19 +57,39 @@ class ModelConfig:
     """Context length the model is designed and trained for."""
     rc_equivariant: bool = False
     """Reverse-complement parameter sharing (Caduceus-PS); needs ``vocab='dna'``."""
+    logit_soft_cap: float | None = None
+    """Logits are soft-capped to ``cap * tanh(logits / cap)`` (xLSTM-7B: 30); None for no cap."""
 
     def __post_init__(self) -> None:
+        if (self.vocab == "foreign") != (self.foreign_vocab_size is not None):
+            raise ValueError(
+                f"foreign_vocab_size={self.foreign_vocab_size} must be set exactly when vocab='foreign' "
+                f"(vocab={self.vocab!r})"
+            )
+        if self.foreign_vocab_size is not None and self.foreign_vocab_size < 1:
+            raise ValueError(f"foreign_vocab_size must be positive, got {self.foreign_vocab_size}")
+        if self.logit_soft_cap is not None and self.logit_soft_cap <= 0:
+            raise ValueError(f"logit_soft_cap={self.logit_soft_cap} must be > 0 (or None for no cap)")
         if self.rc_equivariant and self.vocab != "dna":
             raise ValueError("rc_equivariant=True needs vocab='dna' (a complement table)")
         if self.max_seq_len <= 0:
             raise ValueError(f"max_seq_len must be positive, got {self.max_seq_len}")
 
     @property
+    def n_tokens(self) -> int | None:
+        """Valid token ids ``[0, n_tokens)`` (before padding), or None without a vocabulary."""
+        if self.vocab is None:
+            return None
+        if self.vocab == "foreign":
+            return self.foreign_vocab_size
+        return len(VOCABULARIES[self.vocab])
+
+    @property
     def vocab_size(self) -> int | None:
         """Embedding rows (padded), or None without a vocabulary."""
         if self.vocab is None:
             return None
-        return padded_vocab_size(len(VOCABULARIES[self.vocab]), self.pad_vocab_multiple)
+        return padded_vocab_size(self.n_tokens, self.pad_vocab_multiple)
 
 
 @dataclass
@@ -122,7 +151,7 @@ class SeqModel(nn.Module):
         rc_ids = self.complement[input_ids].flip(1)
         hidden_rev, _ = self.backbone(self._embed(rc_ids, None))
         hidden_rev = hidden_rev.flip(1)
-        logits = self.lm_head(hidden_fwd) + self.lm_head(hidden_rev)[..., self.complement]
+        logits = self._cap(self.lm_head(hidden_fwd) + self.lm_head(hidden_rev)[..., self.complement])
         # Channel-reversing the reverse strand makes rc(input) map to the flip of the whole hidden tensor.
         return ModelOutput(
             hidden=torch.cat([hidden_fwd, hidden_rev.flip(-1)], dim=-1), logits=logits, state=None
@@ -145,7 +174,11 @@ class SeqModel(nn.Module):
         return self.backbone.init_state(batch, device=device or param.device, dtype=dtype or param.dtype)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor | None:
-        return None if self.lm_head is None else self.lm_head(hidden)
+        return None if self.lm_head is None else self._cap(self.lm_head(hidden))
+
+    def _cap(self, logits: torch.Tensor) -> torch.Tensor:
+        cap = self.config.logit_soft_cap
+        return logits if cap is None else cap * torch.tanh(logits / cap)
 
     def _embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> torch.Tensor:
         """Check the inputs and return ``[B, T, D]`` embeddings."""
@@ -164,7 +197,7 @@ class SeqModel(nn.Module):
             raise ValueError(f"input_ids must have shape [B, T], got {tuple(ids.shape)}")
         if ids.shape[1] == 0:
             raise ValueError("input_ids is an empty sequence (T=0)")
-        n_tokens = len(VOCABULARIES[self.config.vocab])
+        n_tokens = self.config.n_tokens
         low, high = int(ids.min()), int(ids.max())
         if low < 0 or high >= n_tokens:
             bad = low if low < 0 else high

@@ -25,7 +25,7 @@ class Weights:
     revision: str
     """A commit hash or tag; never a moving branch."""
     source: Literal[
-        "seqzoo", "hyenadna", "caduceus", "transformers-mamba", "transformers-mamba2", "xlstm"
+        "seqzoo", "hyenadna", "caduceus", "transformers-mamba", "transformers-mamba2", "mamba-ssm", "xlstm"
     ] = "seqzoo"
     """Checkpoint layout: ``seqzoo`` loads directly, anything else goes through its converter."""
 

@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from zoo.model import SeqModel
 
 #: source name (``Weights.source``) -> module under zoo.hub.convert implementing the contract above
-CONVERTERS: dict[str, str] = {}
+CONVERTERS: dict[str, str] = {
+    "transformers-mamba": "mamba",
+    "transformers-mamba2": "mamba2",
+    "mamba-ssm": "mamba_ssm",
+    "xlstm": "xlstm",
+    "hyenadna": "hyenadna",
+    "caduceus": "caduceus",
+}
 
 
 class IncompatibleCheckpointError(ValueError):
