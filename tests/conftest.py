@@ -36,3 +36,29 @@ def nan_poisoned_empty(monkeypatch):
     monkeypatch.setattr(torch, "empty", empty)
     monkeypatch.setattr(torch, "empty_like", empty_like)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _hub_offline_with_private_home(request, tmp_path_factory, monkeypatch):
+    """Every test runs with ``HF_HUB_OFFLINE=1`` and a temporary ``HF_HOME`` (no token, an empty cache).
+
+    huggingface_hub reads these variables into ``huggingface_hub.constants`` at import time, so the constants
+    are patched too. A test that uses the ``hub_server`` fixture (tests/hub/conftest.py) is switched online
+    by that fixture, against the local test Hub only.
+    """
+    from huggingface_hub import constants
+
+    home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_XET_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HUGGINGFACE_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_ASSETS_CACHE", str(home / "assets"))
+    monkeypatch.setattr(constants, "HF_XET_CACHE", str(home / "xet"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", "hub_server" not in request.fixturenames)
+    yield

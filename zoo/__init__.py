@@ -12,6 +12,6 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-from zoo.api import ModelInfo, info, list_models, load
+from zoo.api import ModelInfo, download, info, list_models, load
 
-__all__ = ["ModelInfo", "__version__", "info", "list_models", "load"]
+__all__ = ["ModelInfo", "__version__", "download", "info", "list_models", "load"]

@@ -1,8 +1,8 @@
 """The ``zoo`` command line.
 
-Own verbs: ``list``, ``info``, ``demo``, ``export``, ``recipes list|show|cp``. The LightningCLI
-subcommands ``fit``, ``validate``, ``test`` and ``predict`` are handed to ``zoo.training.cli.ZooCLI``
-with every argument after them (``zoo fit --help`` shows LightningCLI's help).
+Own verbs: ``list``, ``info``, ``demo``, ``export``, ``push``, ``download``, ``recipes list|show|cp``.
+The LightningCLI subcommands ``fit``, ``validate``, ``test`` and ``predict`` are handed to
+``zoo.training.cli.ZooCLI`` with every argument after them (``zoo fit --help`` shows LightningCLI's help).
 """
 
 from __future__ import annotations
@@ -77,6 +77,37 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _cmd_push(args: argparse.Namespace, console: Console) -> int:
+    from zoo.hub.publish import push
+
+    try:
+        sha = push(args.folder, args.repo_id, tag=args.tag, private=args.private)
+    except OSError as err:  # HTTP errors from the Hub, unreachable endpoint, missing files
+        return _hub_error(err)
+    revision = f"{args.tag} = {sha}" if args.tag else sha
+    console.print(f"pushed {args.folder} -> {args.repo_id} at {revision} (zoo.load('hf-hub:{args.repo_id}@{sha}'))")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace, console: Console) -> int:
+    from zoo.api import download
+
+    # The folder alone on stdout, so that `cd $(zoo download NAME)` works.
+    try:
+        folder = download(args.name, revision=args.revision)
+    except OSError as err:  # not found, not cached while offline, corrupt cache, unreachable endpoint
+        return _hub_error(err)
+    print(folder)
+    return 0
+
+
+def _hub_error(err: OSError) -> int:
+    # huggingface_hub's HTTP errors span several lines; their first line names the problem.
+    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return 2
+
+
 def _cmd_recipes(args: argparse.Namespace, console: Console) -> int:
     from zoo.training.recipes import SCHEME, copy_recipe, list_recipes, recipe_text
 
@@ -118,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", help="folder to write (loads back with zoo.load('local-dir:OUT_DIR'))")
     p.add_argument("--metrics", default=None, help="metrics.csv with test results (default: the checkpoint's run)")
     p.set_defaults(run=_cmd_export)
+    p = sub.add_parser("push", help="upload an exported folder to a Hugging Face Hub model repo")
+    p.add_argument("folder", help="a folder written by zoo export (config.json, model.safetensors, README.md)")
+    p.add_argument("repo_id", help="ORG/NAME of the model repo (created if it does not exist)")
+    p.add_argument("--tag", default=None, help="tag the new commit, e.g. v1 (an immutable revision to pin)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.set_defaults(run=_cmd_push)
+    p = sub.add_parser("download", help="download a model's files into the Hugging Face cache; prints the folder")
+    p.add_argument("name", help="a registry entry with weights, hf-hub:ORG/NAME[@REV] or ORG/NAME")
+    p.add_argument("--revision", default=None, help="branch, tag or commit (default: the entry's pinned one, or main)")
+    p.set_defaults(run=_cmd_download)
     p = sub.add_parser("recipes", help="list, show or copy the recipes shipped in the package")
     p.add_argument("action", choices=("list", "show", "cp"))
     p.add_argument("name", nargs="?", help="domain/entry/stage, with or without recipe://")

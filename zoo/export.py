@@ -1,18 +1,21 @@
 """``zoo export CKPT OUTDIR``: a training checkpoint -> ``config.json`` + ``model.safetensors`` + ``README.md``.
 
 The model config comes from the checkpoint itself (``SeqTask.on_save_checkpoint``); the card's
-evaluation table comes from the run's logged test metrics (``metrics.csv`` of the CSV logger), never
-from typed numbers. The folder reloads bit-exactly with ``zoo.load("local-dir:OUTDIR")``.
+evaluation table and its ``model-index`` (the Hub's machine-readable results) come from the run's logged test
+metrics (``metrics.csv`` of the CSV logger), never from typed numbers. The entry's ``model_cards/<entry>.md``
+template gives the card's front matter and prose. The folder reloads bit-exactly with ``zoo.load("local-dir:OUTDIR")``.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from importlib.resources import files
 from pathlib import Path
 
 import pandas as pd
 import torch
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from zoo.config import from_dict
 from zoo.io import save_pretrained
@@ -58,74 +61,159 @@ def read_test_metrics(metrics_csv: str | Path) -> dict[str, float]:
     return found
 
 
-def render_card(model: SeqModel, record: dict, metrics: dict[str, float], source: str) -> str:
-    """A Hugging Face model card for an exported run (front matter + sections)."""
-    entry = None
-    if record.get("entry"):
-        try:
-            entry = get_entry(record["entry"])
-        except UnknownModelError:
-            entry = None
+#: Card sections the export renders from the run itself; a template's other sections are kept as written.
+RENDERED_SECTIONS = ("Architecture", "Weights", "Training", "Evaluation", "How to use")
+
+
+def render_card(
+    model: SeqModel,
+    record: dict,
+    metrics: dict[str, float],
+    source: str,
+    base_model: str | None = None,
+    dataset: str | None = None,
+) -> str:
+    """A Hugging Face model card for an exported run: front matter with a ``model-index`` + sections.
+
+    The entry's ``model_cards/<entry>.md`` template, when there is one, gives the front matter (licence, tags,
+    datasets, pipeline tag) and the prose; the architecture, training, evaluation and usage sections are
+    rendered from the model and the run. ``base_model`` (default: the record's ``base_model``) names the
+    checkpoint this run was fine-tuned from; ``dataset`` (default: the template's first ``datasets`` item)
+    names the evaluation data in the ``model-index``.
+    """
+    entry = _entry(record)
     name = entry.name if entry else "seqzoo-model"
+    template = _template(entry)
+    front = template.data.to_dict() if template else {}
     config = model.config
+    pipeline_tag = front.pop("pipeline_tag", None) or ("fill-mask" if config.vocab else "time-series-forecasting")
+    datasets = front.pop("datasets", None) or ([dataset] if dataset else None)
+    tags = ["seqzoo", *front.pop("tags", []), *([entry.domain, entry.family] if entry else [])]
+    for key in ("library_name", "license", "base_model", "model-index", "model_name", "eval_results"):
+        front.pop(key, None)
     data = ModelCardData(
+        model_name=name,
         library_name="seqzoo",
         license=(entry.license if entry else "apache-2.0").lower(),
-        tags=["seqzoo", *([entry.domain, entry.family] if entry else [])],
-        pipeline_tag="fill-mask" if config.vocab else "time-series-forecasting",
+        tags=list(dict.fromkeys(tags)),
+        datasets=datasets,
+        base_model=base_model or record.get("base_model"),
+        pipeline_tag=pipeline_tag,
+        eval_results=_eval_results(metrics, record, pipeline_tag, dataset or (datasets or [None])[0]) or None,
+        **front,
     )
+    sections = _rendered_sections(model, record, metrics, source, entry)
+    if template is None:
+        body = f"\n# {name} (trained with seqzoo)\n\n{entry.description if entry else 'A seqzoo model.'}\n\n"
+        body += "".join(f"## {heading}\n\n{text}\n\n" for heading, text in sections.items())
+    else:
+        body = _fill_template(template.text, sections)
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def _entry(record: dict):
+    if not record.get("entry"):
+        return None
+    try:
+        return get_entry(record["entry"])
+    except UnknownModelError:
+        return None
+
+
+def _template(entry) -> ModelCard | None:
+    """The entry's card template from the ``zoo.model_cards`` package data, or None."""
+    if entry is None or entry.card is None:
+        return None
+    resource = files("zoo.model_cards").joinpath(entry.card)
+    return ModelCard(resource.read_text()) if resource.is_file() else None
+
+
+def _eval_results(metrics: dict[str, float], record: dict, task_type: str, dataset: str | None) -> list[EvalResult]:
+    """One ``EvalResult`` per finite test metric (the ``model-index`` of the card)."""
+    task = str(record.get("task") or "").rsplit(".", 1)[-1] or None
+    return [
+        EvalResult(
+            task_type=task_type,
+            task_name=task,
+            dataset_type=dataset or "custom",
+            dataset_name=dataset or "held-out test split of the training run",
+            dataset_split="test",
+            metric_type=key,
+            metric_name=key,
+            metric_value=value,
+        )
+        for key, value in sorted(metrics.items())
+        if math.isfinite(value)
+    ]
+
+
+def _rendered_sections(model: SeqModel, record: dict, metrics: dict[str, float], source: str, entry) -> dict:
+    config = model.config
+    follows = f"| follows | {entry.reference} |\n" if entry is not None and entry.reference else ""
     rows = "\n".join(f"| {key} | {_fmt(value)} |" for key, value in sorted(metrics.items()))
     evaluation = (
         f"Test-set metrics logged by the training run:\n\n| metric | value |\n|---|---:|\n{rows}"
         if metrics
         else "No test metrics were logged by this run (run `zoo test` with the same recipe to add them)."
     )
-    body = f"""
-# {name} (trained with seqzoo)
+    base = record.get("base_model")
+    return {
+        "Architecture": (
+            "| | |\n|---|---|\n"
+            f"| layer pattern | `{config.backbone.pattern}` |\n"
+            f"| width | d_model {config.backbone.d_model} |\n"
+            f"| parameters | {count_parameters(model):,} |\n"
+            f"| context | {config.max_seq_len:,} tokens |\n"
+            f"| vocabulary | {config.vocab} |\n{follows}"
+        ).rstrip(),
+        "Training": (
+            f"Exported from `{source}` (task `{record.get('task')}`, epoch {record.get('epoch')}, "
+            f"step {record.get('global_step')})" + (f", fine-tuned from `{base}`." if base else ".")
+        ),
+        "Evaluation": evaluation,
+        "How to use": (
+            '```python\nimport zoo\nmodel = zoo.load("local-dir:PATH_TO_THIS_FOLDER")   '
+            '# or zoo.load("hf-hub:ORG/NAME@REVISION") once pushed\n```'
+        ),
+    }
 
-{entry.description if entry else "A seqzoo model."}
 
-## Architecture
-
-| | |
-|---|---|
-| layer pattern | `{config.backbone.pattern}` |
-| width | d_model {config.backbone.d_model} |
-| parameters | {count_parameters(model):,} |
-| context | {config.max_seq_len:,} tokens |
-| vocabulary | {config.vocab} |
-
-## Training
-
-Exported from `{source}` (task `{record.get("task")}`, epoch {record.get("epoch")}, step {record.get("global_step")}).
-
-## Evaluation
-
-{evaluation}
-
-## How to use
-
-```python
-import zoo
-model = zoo.load("local-dir:PATH_TO_THIS_FOLDER")
-```
-"""
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+def _fill_template(text: str, sections: dict[str, str]) -> str:
+    """The template's body with its rendered sections replaced (``## Weights`` -> Training + Evaluation)."""
+    parts = re.split(r"^## (.+)$", text, flags=re.M)
+    out, pending = [parts[0]], dict(sections)
+    for heading, content in zip(parts[1::2], parts[2::2], strict=True):
+        heading = heading.strip()
+        if heading not in RENDERED_SECTIONS:
+            out.append(f"## {heading}{content}")
+            continue
+        replaced = ("Training", "Evaluation") if heading == "Weights" else (heading,)
+        out += [f"## {key}\n\n{pending.pop(key)}\n\n" for key in replaced if key in pending]
+    out += [f"## {key}\n\n{value}\n\n" for key, value in pending.items()]
+    return "".join(out).rstrip() + "\n"
 
 
 def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.4f}"
 
 
-def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, metrics_csv: str | Path | None = None) -> Path:
+def export_checkpoint(
+    ckpt_path: str | Path,
+    out_dir: str | Path,
+    metrics_csv: str | Path | None = None,
+    base_model: str | None = None,
+    dataset: str | None = None,
+) -> Path:
     """Write ``config.json``, ``model.safetensors`` and a rendered ``README.md`` for a training checkpoint.
 
     ``metrics_csv`` defaults to the CSV logger file of the checkpoint's run
     (``lightning_logs/version_N/checkpoints/last.ckpt`` -> ``lightning_logs/version_N/metrics.csv``).
+    ``base_model`` and ``dataset`` go into the card's front matter (see ``render_card``).
     """
     ckpt_path = Path(ckpt_path)
     model, record = load_checkpoint_model(ckpt_path)
     if metrics_csv is None:
         metrics_csv = ckpt_path.parent.parent / METRICS_FILE
-    card = render_card(model, record, read_test_metrics(metrics_csv), source=ckpt_path.name)
+    metrics = read_test_metrics(metrics_csv)
+    card = render_card(model, record, metrics, source=ckpt_path.name, base_model=base_model, dataset=dataset)
     return save_pretrained(model, out_dir, extra_files={"README.md": card})

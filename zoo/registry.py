@@ -28,6 +28,8 @@ class Weights:
         "seqzoo", "hyenadna", "caduceus", "transformers-mamba", "transformers-mamba2", "mamba-ssm", "xlstm"
     ] = "seqzoo"
     """Checkpoint layout: ``seqzoo`` loads directly, anything else goes through its converter."""
+    sha256: str | None = None
+    """Published SHA-256 of ``model.safetensors`` at ``revision``, checked after download when known."""
 
 
 @dataclass(frozen=True)
