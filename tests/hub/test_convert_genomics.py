@@ -204,7 +204,9 @@ def _hyena_reference(state, prefix, mixer, mlp, ids, eps=1e-5):
         h = F.gelu(F.linear(h, s[p + mlp + "fc1.weight"], s[p + mlp + "fc1.bias"]), approximate="tanh")
         x = x + F.linear(h, s[p + mlp + "fc2.weight"], s[p + mlp + "fc2.bias"])
     x = F.layer_norm(x, (D,), s["backbone.ln_f.weight"], s["backbone.ln_f.bias"], eps)
-    return F.linear(x, s["backbone.embeddings.word_embeddings.weight"])
+    # the -hf head sits outside the "hyena." prefix; the Lightning one is "model.lm_head"
+    head = state.get("lm_head.weight", s.get("lm_head.weight", s["backbone.embeddings.word_embeddings.weight"]))
+    return F.linear(x, head)
 
 
 HYENA_LAYOUTS = {
@@ -248,6 +250,20 @@ def test_hyenadna_parameters_hold_the_official_tensors(tmp_path):
     for index in (1, 3, 5):  # the shared Sin: one tensor under every index
         assert torch.equal(filt.implicit_filter[index].freq, state[official + "implicit_filter.1.freq"])
     assert filt.implicit_filter[1].freq is filt.implicit_filter[5].freq
+
+
+def test_hyenadna_hf_head_that_differs_from_the_embeddings_is_converted_untied(tmp_path):
+    # The -hf model class keeps its own lm_head (the published parameter counts include it), so a head that
+    # differs is the official model's real head, not a corrupt file: convert it untied and use it.
+    state = hf_hyena_state()
+    state["lm_head.weight"] = torch.randn(VOCAB, D)
+    model = convert("hyenadna", _write(tmp_path / "ckpt", HF_CONFIG, state))
+    assert not model.config.tie_embeddings
+    assert torch.equal(model.lm_head.weight, state["lm_head.weight"])
+    ids = _ids()
+    with torch.no_grad():
+        logits = model(ids).logits
+    assert_close("untied head", _hyena_reference(state, "hyena.", "mixer.", "mlp.", ids), logits, 1e-5)
 
 
 def test_hyenadna_forward_depends_on_every_official_tensor(tmp_path):

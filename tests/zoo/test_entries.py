@@ -69,6 +69,10 @@ def test_entry_has_card_and_declares_its_recipe(name):
         # Protein and forecasting recipes land with their domains' tasks and data (later issues).
         assert entry.recipe is None, "a declared recipe must exist"
         return
+    if entry.weights is not None and entry.weights.source != "seqzoo":
+        # Another project pretrained it; its fine-tuning recipes land with the genomics tasks (issue 6).
+        assert entry.recipe is None, "a declared recipe must exist"
+        return
     assert entry.recipe == f"recipe://genomics/{name}/pretrain"
     recipe = yaml.safe_load(recipe_text(entry.recipe))
     assert recipe["model"]["init_args"]["entry"] == name, "the entry's recipe trains that entry"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -98,7 +99,13 @@ def convert(folder: Path) -> SeqModel:
     model_config = mapped(hf_model_config if layout == "hf" else lightning_model_config, config, folder)
     _refuse_pickle_only(folder)
     state = rename_state_dict(read_state_dict(folder), layout)
-    if model_config.tie_embeddings:
+    head = state.get("lm_head.weight")
+    if layout == "hf" and head is not None and not torch.equal(head, state.get("backbone.embeddings.weight", head)):
+        # The -hf HyenaDNALMHeadModel keeps its own head: the published parameter counts include it (small-32k:
+        # 3,281,664 = 4 blocks of 818,240 + norm_f 512 + embeddings 4,096 + lm_head 4,096). A head that differs
+        # from the embeddings is therefore converted untied, whatever tie_word_embeddings says.
+        model_config = replace(model_config, tie_embeddings=False)
+    elif model_config.tie_embeddings:
         untie_head(state, "backbone.embeddings.weight", "lm_head.weight", folder)
     return load_strict(SeqModel(model_config), state, folder)
 
