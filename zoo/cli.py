@@ -72,7 +72,9 @@ def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
 def _cmd_export(args: argparse.Namespace, console: Console) -> int:
     from zoo.export import export_checkpoint
 
-    folder = export_checkpoint(args.checkpoint, args.out_dir, metrics_csv=args.metrics)
+    folder = export_checkpoint(
+        args.checkpoint, args.out_dir, metrics_csv=args.metrics, base_model=args.base_model, dataset=args.dataset
+    )
     console.print(f"exported {args.checkpoint} -> {folder} (config.json, model.safetensors, README.md)")
     return 0
 
@@ -148,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a .ckpt written by zoo fit, e.g. lightning_logs/version_0/checkpoints/last.ckpt")
     p.add_argument("out_dir", help="folder to write (loads back with zoo.load('local-dir:OUT_DIR'))")
     p.add_argument("--metrics", default=None, help="metrics.csv with test results (default: the checkpoint's run)")
+    p.add_argument("--base-model", default=None, help="Hub repo the run started from (default: the checkpoint's)")
+    p.add_argument("--dataset", default=None, help="dataset the card names (default: the entry template's)")
     p.set_defaults(run=_cmd_export)
     p = sub.add_parser("push", help="upload an exported folder to a Hugging Face Hub model repo")
     p.add_argument("folder", help="a folder written by zoo export (config.json, model.safetensors, README.md)")

@@ -78,3 +78,14 @@ def test_card_of_a_run_without_test_metrics_has_no_model_index(tmp_path):
     card = ModelCard.load(export_checkpoint(ckpt, tmp_path / "export", metrics_csv=tmp_path / "none.csv") / "README.md")
     assert card.data.eval_results is None and "model-index" not in card.data.to_dict()
     assert "No test metrics were logged" in card.text
+
+
+def test_zoo_export_flags_name_the_base_model_and_dataset(tmp_path):
+    from zoo.cli import main
+
+    _, ckpt, metrics_csv = _run(tmp_path, entry="hyenadna-tiny")
+    out = tmp_path / "export"
+    args = ["export", str(ckpt), str(out), "--metrics", str(metrics_csv)]
+    assert main([*args, "--base-model", "org/base", "--dataset", "org/data"]) == 0
+    data = ModelCard.load(out / "README.md").data
+    assert data.base_model == "org/base" and data.datasets == ["org/data"]

@@ -52,6 +52,7 @@ class SeqTask(pl.LightningModule):
         """
         super().__init__()
         self.entry = entry
+        self.base_model = base_model_of(entry) if pretrained else None
         self.model = build_model(entry, config, pretrained)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -94,7 +95,23 @@ class SeqTask(pl.LightningModule):
             "model_config": to_dict(self.model.config),
             "entry": self.entry,
             "task": f"{type(self).__module__}.{type(self).__qualname__}",
+            # the card of an exported fine-tune names the weights it started from
+            "base_model": self.base_model,
         }
+
+
+def base_model_of(entry: str | None) -> str | None:
+    """Hub repo id of the published weights an entry loads (None without an entry or weights); a card's
+    ``base_model`` is a plain repo id."""
+    from zoo.registry import get_entry
+
+    if entry is None:
+        return None
+    try:
+        weights = get_entry(entry).weights
+    except UnknownModelError:
+        return None  # build_model reports the unknown entry
+    return None if weights is None else weights.repo_id
 
 
 def build_model(entry: str | None, config: ModelConfig | None, pretrained: bool) -> SeqModel:
