@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from zoo.kernels.common import Impl, check_shape, dispatch
+from zoo.kernels.common import Impl, check_shape, dispatch, lazy
 from zoo.kernels.long_conv.reference import long_conv_chunk_ref, long_conv_recurrent_ref
 
-_IMPLS = {"torch": long_conv_chunk_ref, "reference": long_conv_recurrent_ref}
+_IMPLS = {
+    "triton": lazy("zoo.kernels.long_conv.triton_op", "long_conv_triton"),
+    "torch": long_conv_chunk_ref,
+    "reference": long_conv_recurrent_ref,
+}
 
 
 def long_conv_chunk(
@@ -15,14 +19,16 @@ def long_conv_chunk(
     k: torch.Tensor,
     bias: torch.Tensor | None = None,
     initial_state: torch.Tensor | None = None,
+    gate: torch.Tensor | None = None,
     impl: Impl = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal conv of ``u [B,T,D]`` with a long filter ``k [D,Lk]`` plus ``u * bias``.
+    """Causal conv of ``u [B,T,D]`` with a long filter ``k [D,Lk]`` plus ``u * bias``, times ``gate``.
 
-    ``initial_state [B,D,Lk-1]?`` holds the previous ``Lk-1`` inputs. Returns
-    ``(y [B,T,D], final_state [B,D,Lk-1])``.
+    ``initial_state [B,D,Lk-1]?`` holds the previous ``Lk-1`` inputs; ``gate [B,T,D]?`` multiplies the output
+    (Hyena's ``x0 * long_conv(...)`` in one kernel; the state is the ungated input history either way).
+    Returns ``(y [B,T,D], final_state [B,D,Lk-1])``.
     """
-    return dispatch(impl, _IMPLS, u)(u, k, bias, initial_state)
+    return dispatch(impl, _IMPLS, u)(u, k, bias, initial_state, gate)
 
 
 def long_conv_step(

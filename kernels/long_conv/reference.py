@@ -1,12 +1,13 @@
 """Causal long convolution: the spec (a direct sum over taps, one step at a time) and the FFT form.
 
-    y[b, t, d] = sum_{j=0}^{Lk-1} k[d, j] * up[b, t - j, d]  +  bias[d] * u[b, t, d]
+    y[b, t, d] = gate[b, t, d] * (sum_{j=0}^{Lk-1} k[d, j] * up[b, t - j, d]  +  bias[d] * u[b, t, d])
 
 where ``up`` is the input preceded by the state (the previous ``Lk-1`` inputs, zeros at the start), so
 tap ``k[:, 0]`` multiplies the current token. This is HyenaDNA's ``fftconv`` (``bias`` is its ``D``
-skip term) extended with a carried history, so a long input can be processed in pieces.
+skip term) extended with a carried history, so a long input can be processed in pieces, and with an
+optional output gate (Hyena's ``x0 * long_conv(...)``; no gate means ``gate = 1``).
 
-Shapes: ``u [B,T,D]``, ``k [D,Lk]``, ``bias [D]?``, state ``[B,D,Lk-1]`` (oldest input first).
+Shapes: ``u [B,T,D]``, ``k [D,Lk]``, ``bias [D]?``, ``gate [B,T,D]?``, state ``[B,D,Lk-1]`` (oldest input first).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from zoo.kernels.common import check_shape
 
 
-def _check(u, k, bias, initial_state):
+def _check(u, k, bias, initial_state, gate=None):
     check_shape("u", u, (None, None, None), "[B,T,D]")
     d = u.shape[-1]
     check_shape("k", k, (d, None), "[D,Lk]")
@@ -27,6 +28,8 @@ def _check(u, k, bias, initial_state):
         check_shape("bias", bias, (d,), "[D]")
     if initial_state is not None:
         check_shape("initial_state", initial_state, (u.shape[0], d, k.shape[1] - 1), "[B,D,Lk-1]")
+    if gate is not None:
+        check_shape("gate", gate, tuple(u.shape), "[B,T,D]")
 
 
 def _history(u: torch.Tensor, taps: int, initial_state: torch.Tensor | None) -> torch.Tensor:
@@ -47,13 +50,14 @@ def long_conv_recurrent_ref(
     k: torch.Tensor,
     bias: torch.Tensor | None = None,
     initial_state: torch.Tensor | None = None,
+    gate: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The spec: a direct causal sum over the ``Lk`` taps for one token at a time.
 
-    ``u [B,T,D]``, ``k [D,Lk]``, ``bias [D]?``, ``initial_state [B,D,Lk-1]?`` ->
-    ``(y [B,T,D], final_state [B,D,Lk-1])``.
+    ``u [B,T,D]``, ``k [D,Lk]``, ``bias [D]?``, ``initial_state [B,D,Lk-1]?``, ``gate [B,T,D]?`` ->
+    ``(y [B,T,D], final_state [B,D,Lk-1])``; the gate multiplies the output, not the state.
     """
-    _check(u, k, bias, initial_state)
+    _check(u, k, bias, initial_state, gate)
     taps = k.shape[1]
     up = _history(u, taps, initial_state)
     # the window is oldest-first, so the taps run backwards along it
@@ -63,6 +67,8 @@ def long_conv_recurrent_ref(
         y_t = (up[:, :, t : t + taps] * k_rev).sum(-1)
         if bias is not None:
             y_t = y_t + bias.float() * up[:, :, t + taps - 1]
+        if gate is not None:
+            y_t = y_t * gate[:, t].float()
         ys.append(y_t)
     y = torch.stack(ys, dim=1).to(u.dtype)
     return y, _final_state(up, taps)
@@ -88,12 +94,13 @@ def long_conv_chunk_ref(
     k: torch.Tensor,
     bias: torch.Tensor | None = None,
     initial_state: torch.Tensor | None = None,
+    gate: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All positions at once: an fp32 FFT convolution over ``[history, chunk]``.
 
     Same arguments and results as :func:`long_conv_recurrent_ref`. Cost ``O(D (Lk+T) log(Lk+T))``.
     """
-    _check(u, k, bias, initial_state)
+    _check(u, k, bias, initial_state, gate)
     T = u.shape[1]
     taps = k.shape[1]
     ut = u.transpose(1, 2).float()  # [B, D, T]
@@ -113,4 +120,6 @@ def long_conv_chunk_ref(
         state = _final_state(up, taps)
     if bias is not None:
         y = torch.addcmul(y, ut, bias.float().unsqueeze(-1))
+    if gate is not None:
+        y = y * gate.transpose(1, 2).float()
     return y.transpose(1, 2).to(u.dtype), state

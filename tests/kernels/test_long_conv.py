@@ -32,6 +32,26 @@ def test_long_conv_chunk_matches_recurrent(B, T, D, L, with_state, nan_poisoned_
         assert_close(name, g_ref, g, 1e-5)
 
 
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "with-state"])
+def test_long_conv_gate_matches_recurrent_and_gating_outside(with_state, nan_poisoned_empty):
+    u, k = torch.randn(2, 19, 5, requires_grad=True), (torch.randn(5, 7) / 3).requires_grad_()
+    bias, gate = torch.randn(5, requires_grad=True), torch.randn(2, 19, 5, requires_grad=True)
+    h0 = torch.randn(2, 5, 6, requires_grad=True) if with_state else None
+    y_ref, s_ref = long_conv_recurrent_ref(u, k, bias, h0, gate)
+    y, s = long_conv_chunk(u, k, bias, h0, gate)
+    # the gate multiplies the output only: the state is the ungated input history
+    y_plain, s_plain = long_conv_chunk(u, k, bias, h0)
+    assert_close("y", y_ref, y, 1e-5)
+    assert_close("y = gate * ungated", gate * y_plain, y, 1e-6)
+    assert_close("final_state", s_plain, s, 0.0, atol=0.0)
+    dy, ds = torch.randn_like(y), torch.randn_like(s)
+    inputs = (u, k, bias, gate) + ((h0,) if with_state else ())
+    grads_ref = torch.autograd.grad((y_ref * dy).sum() + (s_ref * ds).sum(), inputs)
+    grads = torch.autograd.grad((y * dy).sum() + (s * ds).sum(), inputs)
+    for name, g_ref, g in zip(("du", "dk", "dbias", "dgate", "dh0"), grads_ref, grads):
+        assert_close(name, g_ref, g, 1e-5)
+
+
 def test_long_conv_without_bias_and_in_bf16():
     u, k = torch.randn(2, 21, 4), torch.randn(4, 9) / 3
     y_ref, _ = long_conv_recurrent_ref(u, k)
@@ -87,6 +107,8 @@ def test_long_conv_rejects_bad_shapes():
         long_conv_chunk(u, torch.randn(3, 4), torch.randn(4))
     with pytest.raises(ValueError, match=r"initial_state must have shape \[B,D,Lk-1\]"):
         long_conv_chunk(u, torch.randn(3, 4), None, torch.randn(1, 3, 4))
+    with pytest.raises(ValueError, match=r"gate must have shape \[B,T,D\]"):
+        long_conv_chunk(u, torch.randn(3, 4), gate=torch.randn(1, 4, 2))
     with pytest.raises(ValueError, match="at least one tap"):
         long_conv_chunk(u, torch.randn(3, 0))
     with pytest.raises(ValueError, match="impl='cuda'"):
