@@ -286,12 +286,14 @@ class Hyena(Mixer):
         taps = min(seen + T + 1, self.l_max)
         k = self.long_filters(taps)
         histories = []
+        last = self.order - 2
         for o, (x_i, bias) in enumerate(zip(reversed(xs[1:]), self.long_conv_biases())):
             v = self.dropout(v * x_i)
             h0 = None if state is None else _left_pad(state.history[:, o], taps - 1)
-            v, h = long_conv_chunk(v, k[o], bias, h0)
+            # the output gate x0 rides in the last convolution: one fused multiply in the Triton kernel
+            v, h = long_conv_chunk(v, k[o], bias, h0, gate=xs[0] if o == last else None)
             histories.append(h)
-        y = self.out_proj(v * xs[0])
+        y = self.out_proj(v)
         return y, HyenaState(conv_state, _stack(histories))
 
     def _step(self, x_t: torch.Tensor, state: HyenaState) -> tuple[torch.Tensor, HyenaState]:
