@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 
 from zoo.kernels.common import Impl, dispatch, lazy
-from zoo.kernels.norm.reference import rms_norm_ref
+from zoo.kernels.norm.reference import rms_norm_ref, rms_norm_torch
 
-# The torch form is the spec itself: one pass of elementwise ops that torch already fuses well on CPU.
 _IMPLS = {
     "triton": lazy("zoo.kernels.norm.triton_op", "rms_norm_triton"),
-    "torch": rms_norm_ref,
+    "torch": rms_norm_torch,
     "reference": rms_norm_ref,
 }
 

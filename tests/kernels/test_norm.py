@@ -117,3 +117,18 @@ def test_rms_norm_rejects_bad_shapes():
         rms_norm(torch.randn(2, 8), torch.randn(8), torch.randn(3, 8))
     with pytest.raises(ValueError, match="impl='cuda'"):
         rms_norm(torch.randn(2, 8), torch.randn(8), impl="cuda")
+
+
+@pytest.mark.parametrize("residual", [True, False], ids=["residual", "no-residual"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_torch_path_matches_the_spec(residual, dtype):
+    x, weight, res = make_inputs(2, 33, 48, residual=residual, dtype=dtype)
+    y_ref, r_ref = rms_norm_ref(x, weight, res)
+    y, r = rms_norm(x, weight, res, impl="torch")
+    assert_close("y", y_ref.float(), y.float(), rtol=1e-6 if dtype == torch.float32 else 1e-2)
+    assert torch.equal(r, r_ref) and y.dtype == dtype
+    leaves, dy = [u for u in (x, weight, res) if u is not None], y_ref.detach().float()
+    grads = torch.autograd.grad((y.float() * dy).sum(), leaves)
+    grads_ref = torch.autograd.grad((y_ref.float() * dy).sum(), leaves)
+    for name, g, g_ref in zip(GRAD_NAMES, grads, grads_ref):
+        assert_close(name, g_ref.float(), g.float(), rtol=1e-5 if dtype == torch.float32 else 1e-2)
