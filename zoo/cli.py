@@ -21,18 +21,28 @@ LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 def _cmd_list(args: argparse.Namespace, console: Console) -> int:
-    table = Table("domain", "pattern", "context", "weights", "description")
-    table.columns.insert(0, Column("name", no_wrap=True))
+    headers = ["name", "domain", "pattern", "context", "weights"]
+    rows, descriptions = [], []
     for name in zoo.list_models(args.pattern, domain=args.domain):
         entry = get_entry(name)
-        table.add_row(
-            name,
-            entry.domain,
-            entry.config.backbone.pattern,
-            f"{entry.context:,}",
-            "yes" if entry.weights else "-",
-            entry.description,
-        )
+        weights = "yes" if entry.weights else "-"
+        rows.append([name, entry.domain, entry.config.backbone.pattern, f"{entry.context:,}", weights])
+        descriptions.append(entry.description)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    # One line per model: the short columns keep their width and the description is cut to what is left
+    # (rich would otherwise squeeze the short columns or wrap every description word by word); on a narrow
+    # terminal the description is left to `zoo info`.
+    room = console.width - sum(widths) - 3 * (len(headers) + 1) - 1
+    caption = None
+    if room >= 24:
+        headers.append("description")
+        for row, text in zip(rows, descriptions):
+            row.append(text if len(text) <= room else text[: room - 1] + "…")
+    else:
+        caption = "zoo info NAME describes a model (or widen the terminal)"
+    table = Table(*(Column(h, no_wrap=True) for h in headers), caption=caption)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     return 0
 

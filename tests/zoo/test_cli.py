@@ -19,3 +19,15 @@ def test_info_json_holds_the_full_config(capsys):
 def test_unknown_model_exits_2_with_close_matches(capsys):
     assert main(["info", "hyenadna-tinny"]) == 2
     assert "Did you mean: hyenadna-tiny" in capsys.readouterr().err
+
+
+def test_list_keeps_one_line_per_model_and_cuts_descriptions_to_the_terminal(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["list", "hyenadna-*"]) == 0
+    wide = capsys.readouterr().out
+    assert "Official HyenaDNA small-32k" in wide and "hyenadna-medium-450k" in wide
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["list", "hyenadna-*"]) == 0
+    narrow = capsys.readouterr().out
+    assert "hyenadna-medium-450k" in narrow and "zoo info NAME" in narrow
+    assert all(len(line) <= 80 for line in narrow.splitlines())
