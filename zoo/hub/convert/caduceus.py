@@ -52,24 +52,11 @@ import torch
 from zoo.backbone import BackboneConfig, MixerConfigs
 from zoo.hub.convert import IncompatibleCheckpointError
 from zoo.hub.convert._safetensors import load_strict, mapped, read_config, read_state_dict, untie_head
+from zoo.hub.convert.mamba_ssm import MAMBA1_KEYS  # the same mamba_ssm Mamba keywords
 from zoo.layers.mamba import MambaConfig
 from zoo.model import ModelConfig, SeqModel
 from zoo.vocab import DNA_TOKENS, dna_complement_map, padded_vocab_size
 
-#: ssm_cfg keys that map onto MambaConfig (the rest of mamba_ssm's Mamba arguments are kernel switches)
-_SSM_KEYS = {
-    "d_state",
-    "d_conv",
-    "expand",
-    "dt_rank",
-    "dt_min",
-    "dt_max",
-    "dt_init",
-    "dt_scale",
-    "dt_init_floor",
-    "conv_bias",
-    "bias",
-}
 _SSM_IGNORED = {"use_fast_path", "layer"}
 _PROJECTIONS = ("in_proj.weight", "in_proj.bias", "out_proj.weight", "out_proj.bias")
 
@@ -116,12 +103,12 @@ def mirrored_layers(config: dict) -> list[int]:
 
 
 def _mamba_config(ssm_cfg: dict) -> MambaConfig:
-    unknown = sorted(set(ssm_cfg) - _SSM_KEYS - _SSM_IGNORED)
+    unknown = sorted(set(ssm_cfg) - MAMBA1_KEYS - _SSM_IGNORED)
     if unknown:
         raise _incompatible(f"ssm_cfg.{unknown[0]}", ssm_cfg[unknown[0]], "unknown Mamba option")
     if ssm_cfg.get("layer", "Mamba1") != "Mamba1":
         raise _incompatible("ssm_cfg.layer", ssm_cfg["layer"], "only Mamba-1 Caduceus layers are converted")
-    kwargs = {k: v for k, v in ssm_cfg.items() if k in _SSM_KEYS}
+    kwargs = {k: v for k, v in ssm_cfg.items() if k in MAMBA1_KEYS}
     if kwargs.get("dt_rank", "auto") == "auto":
         kwargs["dt_rank"] = None
     return MambaConfig(**kwargs)
