@@ -1,24 +1,11 @@
 """benchmarks/chromosome.py runs end to end (CPU, tiny lengths) and writes its section; no number is asserted."""
 
 import argparse
-import importlib.util
 import math
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "chromosome.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("chromosome_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_chromosome_script_scores_each_length_in_its_own_process_and_writes_between_markers(tmp_path):
-    bench = _load()
+def test_chromosome_script_scores_each_length_in_its_own_process_and_writes_between_markers(tmp_path, load_benchmark):
+    bench = load_benchmark("chromosome")
     args = argparse.Namespace(
         models=["hyenadna-tiny"], lengths=[1500, 3000], chromosome="chr04", chunk_size=65536, threads=1
     )

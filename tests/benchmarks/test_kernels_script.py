@@ -1,26 +1,13 @@
 """benchmarks/kernels.py runs end to end (CPU, tiny sizes) and writes its section; no timing is asserted."""
 
 import argparse
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "kernels.py"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("kernels_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_script_covers_every_op_and_writes_between_markers(tmp_path):
-    bench = _load()
+def test_script_covers_every_op_and_writes_between_markers(tmp_path, load_benchmark):
+    bench = load_benchmark("kernels")
     args = argparse.Namespace(device="cpu", ops=list(bench.CASES), lengths=[32], dtypes=["float32"], repeats=1)
     rows, ceilings = bench.run(args)
     assert {r["op"] for r in rows} == set(bench.CASES)
@@ -34,8 +21,8 @@ def test_script_covers_every_op_and_writes_between_markers(tmp_path):
     assert "| ssd | 32 | float32 | fwd | seqzoo-torch |" in text
 
 
-def test_a_failing_implementation_becomes_a_row_instead_of_ending_the_run():
-    bench = _load()
+def test_a_failing_implementation_becomes_a_row_instead_of_ending_the_run(load_benchmark):
+    bench = load_benchmark("kernels")
     case = bench.ssd_case(16, torch.float32, "cpu")
 
     def broken(inputs):

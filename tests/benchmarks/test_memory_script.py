@@ -1,24 +1,11 @@
 """benchmarks/memory.py runs end to end (CPU, tiny lengths) and writes its section; no number is asserted."""
 
 import argparse
-import importlib.util
 import math
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "memory.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("memory_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_memory_script_measures_each_length_in_its_own_process_and_writes_between_markers(tmp_path):
-    bench = _load()
+def test_memory_script_measures_each_length_in_its_own_process_and_writes_between_markers(tmp_path, load_benchmark):
+    bench = load_benchmark("memory")
     args = argparse.Namespace(entry="hybridna-small", device="cpu", dtype="float32", batch=1, lengths=[64, 128])
     rows = bench.run(args)
     assert [r["T"] for r in rows] == [64, 128]
