@@ -23,7 +23,6 @@ import dataclasses
 import json
 import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import replace_section
+from results import replace_section, run_child
 
 MODELS = ("hyenadna-tiny", "hybridna-small-mamba2")
 
@@ -84,13 +83,9 @@ def run(args) -> list[dict]:
     rows = []
     for model_name in args.models:
         for length in args.lengths:
-            cmd = [sys.executable, __file__, "--child", "--models", model_name, "--lengths", str(length),
-                   "--chromosome", args.chromosome, "--chunk-size", str(args.chunk_size),
-                   "--threads", str(args.threads)]  # fmt: skip
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"{model_name} L={length} failed:\n{done.stderr[-4000:]}")
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            child = ["--child", "--models", model_name, "--lengths", str(length), "--chromosome", args.chromosome,
+                     "--chunk-size", str(args.chunk_size), "--threads", str(args.threads)]  # fmt: skip
+            rows.append(run_child(__file__, child, f"{model_name} L={length}"))
     return rows
 
 

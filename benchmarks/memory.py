@@ -20,7 +20,6 @@ import argparse
 import json
 import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import replace_section
+from results import replace_section, run_child
 
 
 def measure(entry: str, length: int, device: str, dtype: str, batch: int) -> dict:
@@ -69,12 +68,9 @@ def run(args) -> list[dict]:
     """Every length in its own subprocess (``--child``), in order."""
     rows = []
     for length in args.lengths:
-        cmd = [sys.executable, __file__, "--child", "--entry", args.entry, "--device", args.device,
-               "--dtype", args.dtype, "--batch", str(args.batch), "--lengths", str(length)]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"T={length} failed:\n{done.stderr[-4000:]}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        child = ["--child", "--entry", args.entry, "--device", args.device,
+                 "--dtype", args.dtype, "--batch", str(args.batch), "--lengths", str(length)]  # fmt: skip
+        rows.append(run_child(__file__, child, f"T={length}"))
     return rows
 
 

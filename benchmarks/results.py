@@ -1,4 +1,6 @@
-"""benchmarks/RESULTS.md holds one section per script, between ``<!-- name:start -->`` and ``<!-- name:end -->``.
+"""Shared plumbing of the benchmark scripts.
+
+benchmarks/RESULTS.md holds one section per script, between ``<!-- name:start -->`` and ``<!-- name:end -->``.
 
 Each script rewrites only its own section, so results of different scripts and machines live side by side
 with the prose that reads them.
@@ -6,6 +8,9 @@ with the prose that reads them.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -24,3 +29,12 @@ def replace_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     path.write_text(text)
+
+
+def run_child(script: str, args: list[str], what: str) -> dict:
+    """Run ``script`` with ``args`` in a fresh Python (its peak memory is its own) and parse the JSON row
+    it prints last; a failing child raises with the end of its stderr, naming ``what`` was measured."""
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
