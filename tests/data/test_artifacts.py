@@ -3,6 +3,7 @@
 import hashlib
 import io
 import subprocess
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from zoo.data import artifacts
 from zoo.data.artifacts import (
     ArtifactError,
     ChecksumError,
+    DebianArtifact,
     PyPIArtifact,
     default_cache_dir,
     fetch_artifact,
@@ -213,3 +215,83 @@ def test_default_cache_dir_follows_xdg_cache_home(tmp_path, monkeypatch):
     assert default_cache_dir() == tmp_path / "seqzoo" / "artifacts"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # the XDG spec says: ignore relative values
     assert default_cache_dir() == Path.home() / ".cache" / "seqzoo" / "artifacts"
+
+
+# --- Debian packages -------------------------------------------------------------------------------------
+
+FASTA = b">chrT toy\n" + b"ACGT" * 500 + b"\n"
+DEB_POOL = "pool/main/t/toygenome/toygenome_1.0-1_all.deb"
+
+
+def _ar_member(name: str, data: bytes) -> bytes:
+    header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode()
+    assert len(header) == 60
+    return header + data + (b"\n" if len(data) % 2 else b"")
+
+
+def _deb_bytes(files: dict[str, bytes], compression: str = "xz") -> bytes:
+    """A minimal .deb as dpkg-deb writes it: debian-binary, control.tar.xz, then data.tar.<compression>."""
+    tarball = io.BytesIO()
+    with tarfile.open(fileobj=tarball, mode=f"w:{compression}") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo("./" + path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    control = io.BytesIO()
+    with tarfile.open(fileobj=control, mode="w:xz"):
+        pass
+    return (
+        b"!<arch>\n"
+        + _ar_member("debian-binary", b"2.0\n")
+        + _ar_member("control.tar.xz", control.getvalue())
+        + _ar_member(f"data.tar.{compression}", tarball.getvalue())
+    )
+
+
+@pytest.mark.parametrize("compression", ["xz", "gz"])
+def test_debian_member_from_mirror(tmp_path, compression, no_pip):
+    deb = _deb_bytes({"usr/share/doc/toy/chrT.fa": FASTA, "usr/share/doc/toy/README": b"odd length!"}, compression)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "toygenome_1.0-1_all.deb").write_bytes(deb)
+    artifact = DebianArtifact("toygenome", "1.0-1", DEB_POOL, sha256=_sha(deb))
+    path = fetch_member(artifact, "usr/share/doc/toy/chrT.fa", _sha(FASTA), cache_dir=tmp_path / "c", mirror=mirror)
+    assert path.read_bytes() == FASTA
+    assert "debian/toygenome-1.0-1" in path.as_posix()
+    with pytest.raises(ArtifactError, match=r"installs no file 'usr/share/doc/toy/missing'.*chrT\.fa"):
+        fetch_member(artifact, "usr/share/doc/toy/missing", _sha(FASTA), cache_dir=tmp_path / "c", mirror=mirror)
+
+
+def test_debian_download_falls_back_to_the_next_mirror(tmp_path, monkeypatch):
+    deb = _deb_bytes({"usr/share/doc/toy/chrT.fa": FASTA})
+    tried = []
+
+    def fake_urlopen(url, timeout):
+        tried.append(url)
+        if "deb.debian.org" in url:
+            raise artifacts.urllib.error.URLError("404 Not Found")
+        return io.BytesIO(deb)
+
+    monkeypatch.setattr(artifacts.urllib.request, "urlopen", fake_urlopen)
+    artifact = DebianArtifact("toygenome", "1.0-1", DEB_POOL, sha256=_sha(deb))
+    path = fetch_member(artifact, "usr/share/doc/toy/chrT.fa", _sha(FASTA), cache_dir=tmp_path / "c")
+    assert path.read_bytes() == FASTA
+    assert [url.split("/pool/")[1] for url in tried] == [DEB_POOL.removeprefix("pool/")] * 2
+    assert "snapshot.debian.org" in tried[1]
+
+
+def test_debian_unreachable_and_damaged(tmp_path, monkeypatch):
+    def offline(url, timeout):
+        raise artifacts.urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(artifacts.urllib.request, "urlopen", offline)
+    artifact = DebianArtifact("toygenome", "1.0-1", DEB_POOL, sha256="0" * 64)
+    with pytest.raises(ArtifactError, match=r"(?s)Debian mirrors: .*Name or service not known.*curl -o MIRROR/toygenome"):
+        fetch_artifact(artifact, cache_dir=tmp_path / "c")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "toygenome_1.0-1_all.deb").write_bytes(b"not a deb")
+    with pytest.raises(ChecksumError):
+        fetch_artifact(artifact, cache_dir=tmp_path / "c", mirror=mirror)
+    with pytest.raises(ValueError, match="pool_path"):
+        DebianArtifact("toygenome", "1.0-1", "toygenome_1.0-1_all.deb", sha256="0" * 64)

@@ -3,6 +3,7 @@
 from zoo.data.artifacts import (
     ArtifactError,
     ChecksumError,
+    DebianArtifact,
     PyPIArtifact,
     atomic_file,
     default_cache_dir,
@@ -14,6 +15,7 @@ from zoo.data.artifacts import (
 __all__ = [
     "ArtifactError",
     "ChecksumError",
+    "DebianArtifact",
     "PyPIArtifact",
     "atomic_file",
     "default_cache_dir",

