@@ -119,15 +119,17 @@ class TiledWindows(Dataset):
 
 
 class GenomeDataModule(pl.LightningDataModule):
-    """Windows of a named genome (``zoo.domains.genomics.genomes``) or of a FASTA file, split by chromosome."""
+    """Windows of a pretraining corpus (``zoo.domains.genomics.corpus``: segments of several genomes, split by
+    the corpus), of a named genome (``zoo.domains.genomics.genomes``) or of a FASTA file (split by chromosome)."""
 
     def __init__(
         self,
-        val_chromosomes: list[str],
-        test_chromosomes: list[str],
+        val_chromosomes: list[str] | None = None,
+        test_chromosomes: list[str] | None = None,
         train_chromosomes: list[str] | None = None,
-        genome: str | None = "yeast-s288c",
+        genome: str | None = None,
         fasta: str | None = None,
+        corpus: str | None = None,
         window: int = 1024,
         objective: Objective = "causal",
         mask_prob: float = 0.15,
@@ -141,11 +143,13 @@ class GenomeDataModule(pl.LightningDataModule):
     ):
         """
         Args:
-            val_chromosomes: held-out chromosomes for validation.
-            test_chromosomes: held-out chromosomes for the test set.
+            val_chromosomes: held-out chromosomes for validation (with ``genome`` or ``fasta``).
+            test_chromosomes: held-out chromosomes for the test set (with ``genome`` or ``fasta``).
             train_chromosomes: training chromosomes; default: every chromosome not held out.
-            genome: a named genome (``yeast-s288c``); exclusive with ``fasta`` (set ``genome: null``).
-            fasta: a FASTA file (records = chromosomes); exclusive with ``genome``.
+            genome: a named genome (``yeast-s288c``).
+            fasta: a FASTA file (records = chromosomes).
+            corpus: a named corpus (``dna-corpus``), whose segments fix the split: no ``*_chromosomes`` then.
+                Give exactly one of ``genome``, ``fasta`` and ``corpus``.
             window: tokens per example.
             objective: ``causal`` (next base) or ``masked`` (BERT-style, for bidirectional models).
             mask_prob: fraction of bases masked for the masked objective.
@@ -159,16 +163,27 @@ class GenomeDataModule(pl.LightningDataModule):
             cache_dir: data cache folder (default: the user cache).
         """
         super().__init__()
-        if (genome is None) == (fasta is None):
-            raise ValueError("data.genome / data.fasta: give exactly one (set the other to null)")
+        if sum(x is not None for x in (genome, fasta, corpus)) != 1:
+            raise ValueError("data.genome / data.fasta / data.corpus: give exactly one (set the others to null)")
+        if corpus is not None:
+            from zoo.domains.genomics.corpus import get_corpus
+
+            get_corpus(corpus)  # an unknown name fails here, before any download
+            given = [k for k, v in (("train", train_chromosomes), ("val", val_chromosomes),
+                                    ("test", test_chromosomes)) if v is not None]  # fmt: skip
+            if given:
+                raise ValueError(f"data.{given[0]}_chromosomes: a corpus fixes its own split; leave it unset")
+        elif val_chromosomes is None or test_chromosomes is None:
+            raise ValueError("data.val_chromosomes and data.test_chromosomes: name the held-out chromosomes")
         if fasta is not None and not Path(fasta).is_file():
             raise FileNotFoundError(f"data.fasta: {fasta} does not exist")
         if window <= 0 or batch_size <= 0:
             raise ValueError(f"data.window and data.batch_size must be positive, got {window} and {batch_size}")
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"data.mask_prob must lie in (0, 1), got {mask_prob}")
-        self.genome_name, self.fasta, self.cache_dir = genome, fasta, cache_dir
-        self.val_chromosomes, self.test_chromosomes = list(val_chromosomes), list(test_chromosomes)
+        self.genome_name, self.fasta, self.corpus, self.cache_dir = genome, fasta, corpus, cache_dir
+        self.val_chromosomes = None if val_chromosomes is None else list(val_chromosomes)
+        self.test_chromosomes = None if test_chromosomes is None else list(test_chromosomes)
         self.train_chromosomes = None if train_chromosomes is None else list(train_chromosomes)
         self.window, self.objective, self.mask_prob, self.rc_augment = window, objective, mask_prob, rc_augment
         self.batch_size, self.samples_per_epoch, self.max_val_windows = batch_size, samples_per_epoch, max_val_windows
@@ -176,8 +191,14 @@ class GenomeDataModule(pl.LightningDataModule):
         self.sequences: dict[str, np.ndarray] | None = None
 
     def prepare_data(self) -> None:
-        """Fetch the genome into the cache once (rank 0) before any process reads it."""
-        if self.genome_name is not None:
+        """Fetch the genome(s) into the cache once (rank 0) before any process reads it."""
+        if self.corpus is not None:
+            from zoo.domains.genomics.corpus import get_corpus
+            from zoo.domains.genomics.genomes import load_genome
+
+            for name in get_corpus(self.corpus).genomes:
+                load_genome(name, cache_dir=self.cache_dir)
+        elif self.genome_name is not None:
             from zoo.domains.genomics.genomes import load_genome
 
             load_genome(self.genome_name, cache_dir=self.cache_dir)
@@ -189,6 +210,15 @@ class GenomeDataModule(pl.LightningDataModule):
             self._check_split()
 
     def _load_sequences(self) -> dict[str, np.ndarray]:
+        if self.corpus is not None:
+            from zoo.domains.genomics.corpus import load_split
+
+            sequences = {}
+            for split in ("train", "val", "test"):
+                part = load_split(self.corpus, split, cache_dir=self.cache_dir)
+                setattr(self, f"{split}_chromosomes", list(part))
+                sequences |= part
+            return sequences
         if self.fasta is not None:
             from Bio import SeqIO
 

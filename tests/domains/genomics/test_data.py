@@ -78,12 +78,22 @@ def test_leaking_and_unknown_chromosomes_are_errors():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"genome": None}, "data.genome / data.fasta"),
-        ({"fasta": "/no/such.fa", "genome": None}, "data.fasta: /no/such.fa does not exist"),
-        ({"window": 0}, "data.window"),
-        ({"mask_prob": 1.0}, "data.mask_prob"),
+        ({}, "data.genome / data.fasta / data.corpus: give exactly one"),
+        ({"genome": "yeast-s288c", "corpus": "dna-corpus"}, "data.genome / data.fasta / data.corpus"),
+        ({"fasta": "/no/such.fa"}, "data.fasta: /no/such.fa does not exist"),
+        ({"genome": "yeast-s288c", "window": 0}, "data.window"),
+        ({"genome": "yeast-s288c", "mask_prob": 1.0}, "data.mask_prob"),
     ],
 )
 def test_bad_arguments_name_the_key(kwargs, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         GenomeDataModule(val_chromosomes=["a"], test_chromosomes=["b"], **kwargs)
+
+
+def test_corpus_fixes_its_own_split():
+    with pytest.raises(ValueError, match="data.val_chromosomes: a corpus fixes its own split"):
+        GenomeDataModule(corpus="dna-corpus", val_chromosomes=["chr15"])
+    with pytest.raises(ValueError, match="unknown corpus 'dna-corpse'; known corpora: dna-corpus"):
+        GenomeDataModule(corpus="dna-corpse")
+    with pytest.raises(ValueError, match="name the held-out chromosomes"):
+        GenomeDataModule(genome="yeast-s288c", val_chromosomes=["chr15"])

