@@ -175,7 +175,7 @@ def test_fasta_genome_errors_name_the_file(tmp_path, monkeypatch):
     mirror, source = _fasta_source(tmp_path / "x", {"c1.fa": b">a\nACGU\n"}, total_length=4)
     monkeypatch.setitem(genomes.GENOMES, "rna", source)
     with pytest.raises(ValueError, match=r"c1\.fa \(a\):.*'U'"):
-        load_genome("rna", cache_dir=tmp_path / "cache", mirror=mirror)
+        load_genome("rna", cache_dir=tmp_path / "x" / "cache", mirror=mirror)
 
 
 @pytest.mark.data
