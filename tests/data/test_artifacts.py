@@ -286,7 +286,8 @@ def test_debian_unreachable_and_damaged(tmp_path, monkeypatch):
 
     monkeypatch.setattr(artifacts.urllib.request, "urlopen", offline)
     artifact = DebianArtifact("toygenome", "1.0-1", DEB_POOL, sha256="0" * 64)
-    with pytest.raises(ArtifactError, match=r"(?s)Debian mirrors: .*Name or service not known.*curl -o MIRROR/toygenome"):
+    expected = r"(?s)Debian mirrors: .*Name or service not known.*curl -o MIRROR/toygenome"
+    with pytest.raises(ArtifactError, match=expected):
         fetch_artifact(artifact, cache_dir=tmp_path / "c")
     mirror = tmp_path / "mirror"
     mirror.mkdir()

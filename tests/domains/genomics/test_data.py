@@ -91,7 +91,7 @@ def test_bad_arguments_name_the_key(kwargs, message):
 
 
 def test_corpus_fixes_its_own_split():
-    with pytest.raises(ValueError, match="data.val_chromosomes: a corpus fixes its own split"):
+    with pytest.raises(ValueError, match=r"data\.val_chromosomes: a corpus fixes its own split"):
         GenomeDataModule(corpus="dna-corpus", val_chromosomes=["chr15"])
     with pytest.raises(ValueError, match="unknown corpus 'dna-corpse'; known corpora: dna-corpus"):
         GenomeDataModule(corpus="dna-corpse")
