@@ -168,6 +168,24 @@ class SeqModel(nn.Module):
         hidden, state = self.backbone.step(x_t, state)
         return ModelOutput(hidden=hidden, logits=self._logits(hidden), state=state)
 
+    def embed(
+        self,
+        seqs,
+        pooling: Literal["mean", "last", "cls"] | None = "mean",
+        batch_size: int = 32,
+        device: torch.device | str | None = None,
+        allow_longer: bool = False,
+    ):
+        """Embeddings ``[N, D]`` float32 numpy (``[N, 2D]`` when RC-equivariant; ``[T_i, D]`` arrays if no pooling).
+
+        ``seqs``: strings (DNA models) or token ids. See ``zoo.embedding.embed`` for pooling, batching and
+        ``allow_longer``.
+        """
+        # Imported here: zoo.embedding imports this module (and the genomics tokenizer) at its top.
+        from zoo.embedding import embed
+
+        return embed(self, seqs, pooling=pooling, batch_size=batch_size, device=device, allow_longer=allow_longer)
+
     def init_state(self, batch: int, device=None, dtype=None) -> list:
         """Empty per-layer states for ``batch`` sequences (for ``step`` and chunked ``forward``)."""
         param = next(self.parameters())
