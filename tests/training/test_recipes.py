@@ -1,5 +1,6 @@
 """Every shipped recipe parses against the real signatures; bad recipes fail before training, naming the key."""
 
+import numpy as np
 import pytest
 import yaml
 
@@ -13,6 +14,7 @@ def test_recipes_are_shipped_for_every_genomics_entry():
     for name in ("hyenadna-tiny", "hybridna-small", "caduceus-small", "dna-xlstm-small"):
         assert f"genomics/{name}/pretrain" in RECIPES
     assert "debug/genomics-causal" in RECIPES and "debug/genomics-masked" in RECIPES
+    assert {"debug/genomics-classify", "genomics/hyenadna-tiny/finetune-oct4-mafk"} <= set(RECIPES)
     assert {"genomics/hybridna-small/pretrain-ddp", "genomics/hybridna-small/pretrain-fsdp2"} <= set(RECIPES)
 
 
@@ -26,7 +28,8 @@ def test_recipe_passes_print_config(name, capsys):
     # The parsed config carries the recipe's own choices (not just defaults).
     assert printed["model"]["class_path"] == source["model"]["class_path"]
     assert printed["model"]["init_args"]["entry"] == source["model"]["init_args"]["entry"]
-    assert printed["data"]["init_args"]["window"] == source["data"]["init_args"]["window"]
+    for key, value in source["data"]["init_args"].items():
+        assert printed["data"]["init_args"][key] == value, f"data.{key}"
     assert printed["checkpoint"]["save_last"] is True, "the forced checkpoint callback keeps last.ckpt"
 
 
@@ -95,8 +98,21 @@ def test_bad_data_value_is_named_before_training(capsys):
     assert "data.mask_prob" in out
 
 
+#: Debug recipes that read a file the user names rather than fetched data (tested below without the network).
+FILE_RECIPES = ("debug/genomics-classify",)
+
+
 @pytest.mark.data
-@pytest.mark.parametrize("name", [r for r in RECIPES if r.startswith("debug/")])
+@pytest.mark.parametrize("name", [r for r in RECIPES if r.startswith("debug/") and r not in FILE_RECIPES])
 def test_debug_recipe_runs_fast_dev_run_on_cpu(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "--config", f"recipe://{name}", "--trainer.fast_dev_run", "2"]) == 0
+
+
+def test_classify_debug_recipe_fine_tunes_on_a_csv(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    rows = ["sequence,label"] + [f"{''.join(rng.choice(list('ACGT'), size=40))},{i % 2}" for i in range(40)]
+    (tmp_path / "toy.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    argv = ["fit", "--config", "recipe://debug/genomics-classify", "--data.init_args.path", "toy.csv"]
+    assert main([*argv, "--trainer.fast_dev_run", "2"]) == 0
