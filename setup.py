@@ -33,6 +33,8 @@ setup(
     packages=packages,
     package_dir=package_dir,
     package_data={
+        # trained snapshots shipped until the Hub organisation exists (config.json, model.safetensors, README.md)
+        "zoo": ["weights/*/*"],
         "zoo.recipes": ["**/*.yaml"],
         "zoo.model_cards": ["*.md"],
         "zoo.kernels": ["**/README.md", "README.md"],

@@ -94,12 +94,25 @@ def download(
     entry = get_entry(name)
     if entry.weights is None:
         raise ValueError(f"{name!r} has no published weights to download yet (see `zoo info {name}`)")
+    if entry.weights.bundled and revision in (None, entry.weights.revision):
+        return bundled_snapshot(entry.name)
     return fetch(
         entry.weights.repo_id,
         revision or entry.weights.revision,
         cache_dir=cache_dir,
         local_files_only=local_files_only,
     )
+
+
+def bundled_snapshot(name: str) -> Path:
+    """Folder of the snapshot of entry ``name`` shipped inside the package (``zoo/weights/<name>/``)."""
+    folder = Path(__file__).parent / "weights" / name
+    if not (folder / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(
+            f"{name}: the bundled weights {folder / WEIGHTS_NAME} are missing from this installation; "
+            "reinstall seqzoo (pip install --force-reinstall seqzoo)"
+        )
+    return folder
 
 
 def _check_published_digest(folder: Path, entry: Entry) -> None:

@@ -30,6 +30,11 @@ class Weights:
     """Checkpoint layout: ``seqzoo`` loads directly, anything else goes through its converter."""
     sha256: str | None = None
     """Published SHA-256 of ``model.safetensors`` at ``revision``, checked after download when known."""
+    bundled: bool = False
+    """The snapshot ships inside the package (``zoo/weights/<entry>/``: config.json, model.safetensors,
+    README.md, exactly the files of the Hub repo) until the project's Hub organisation publishes it; it is
+    loaded like a downloaded snapshot (same sha256 check, same loader), and ``zoo push`` uploads the folder
+    unchanged. Asking for another ``revision`` goes to the Hub."""
 
 
 @dataclass(frozen=True)

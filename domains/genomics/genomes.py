@@ -20,6 +20,8 @@ name             chromosomes                                      source        
 ===============  ===============================================  ====================  ==============
 
 Artistic-licensed sequences are downloaded into the user's cache at run time, never shipped.
+The human pieces are 2,000,001 bases because their source cut them 1-based inclusive: index 0 of
+``chr3_42M`` is hg19 chr3 position 41,999,999 (0-based), and likewise for the other two.
 
 Annotation classes, from the GenBank features (strand ignored). Where features overlap, a base takes
 the first class in this order: CDS > RNA gene > intron > other feature > intergenic.
