@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from zoo.training.language_model import IGNORE_INDEX
-from zoo.training.loader import ResumableDataLoader, ResumableSampler, SampleKey
+from zoo.training.loader import ResumableDataLoader, SampleKey, resumable_loader
 from zoo.vocab import DNA_TOKENS, dna_complement_map
 
 Objective = Literal["causal", "masked"]
@@ -252,19 +252,10 @@ class GenomeDataModule(pl.LightningDataModule):
         return [self.sequences[n] for n in names]
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> ResumableDataLoader:
-        trainer = self.trainer
-        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        sampler = ResumableSampler(
-            len(dataset), shuffle=shuffle, seed=self.seed, num_replicas=world, rank=rank, drop_last=shuffle
-        )
-        return ResumableDataLoader(
-            dataset,
-            sampler,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            drop_last=shuffle,
-            persistent_workers=self.num_workers > 0,
-        )
+        return resumable_loader(
+            self, dataset, shuffle=shuffle, batch_size=self.batch_size, seed=self.seed,
+            num_workers=self.num_workers, drop_last=shuffle,
+        )  # fmt: skip
 
     def train_dataloader(self) -> ResumableDataLoader:
         """Random windows of the training chromosomes, in a resumable order."""

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from zoo.domains.genomics.readers import FORMATS, format_of, open_genome
 from zoo.domains.genomics.tokenizer import DNATokenizer
-from zoo.training.loader import ResumableDataLoader, ResumableSampler, SampleKey
+from zoo.training.loader import ResumableDataLoader, SampleKey, resumable_loader
 
 logger = logging.getLogger(__name__)
 
@@ -461,21 +461,12 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> ResumableDataLoader:
         dataset = self._dataset(split, augment=shuffle and self.rc_augment)
-        trainer = self.trainer
-        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         # Under DDP every rank must run the same number of training steps: trim to a multiple of the world.
-        trim = shuffle and world > 1
-        sampler = ResumableSampler(
-            len(dataset), shuffle=shuffle, seed=self.seed, num_replicas=world, rank=rank, drop_last=trim
-        )
-        return ResumableDataLoader(
-            dataset,
-            sampler,
-            batch_size=self.batch_size,
-            collate_fn=collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return resumable_loader(
+            self, dataset, shuffle=shuffle, batch_size=self.batch_size, seed=self.seed,
+            num_workers=self.num_workers, drop_last=shuffle and world > 1, collate_fn=collate,
+        )  # fmt: skip
 
     def train_dataloader(self) -> ResumableDataLoader:
         """Training rows in a seeded, resumable order (reverse-complemented at random with ``rc_augment``)."""

@@ -107,3 +107,24 @@ class ResumableDataLoader(DataLoader):
         self.sampler.set_epoch(state["epoch"])
         self.sampler.start = state["batches"] * self.batch_size
         self._batches = state["batches"]
+
+
+def resumable_loader(
+    datamodule, dataset, *, shuffle: bool, batch_size: int, seed: int, num_workers: int = 0, drop_last: bool, **kwargs
+) -> ResumableDataLoader:
+    """A ``ResumableDataLoader`` over ``dataset`` for this process's rank of ``datamodule``'s trainer (rank 0
+    of 1 without a trainer); ``kwargs`` go to the loader (e.g. ``collate_fn``)."""
+    trainer = datamodule.trainer
+    world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+    sampler = ResumableSampler(
+        len(dataset), shuffle=shuffle, seed=seed, num_replicas=world, rank=rank, drop_last=drop_last
+    )
+    return ResumableDataLoader(
+        dataset,
+        sampler,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+        **kwargs,
+    )

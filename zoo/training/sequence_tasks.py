@@ -129,6 +129,22 @@ class _HeadTask(SeqTask):
             out_rc = out_rc.gather(1, index.unsqueeze(-1).expand_as(out_rc))
         return (out + out_rc) / 2
 
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """The batch's loss; outside training also accumulates the stage's metrics (each task defines it)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The loss of a training batch."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate validation loss and metrics."""
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate test loss and metrics."""
+        self._step(batch, "test")
+
     def _log_loss(self, stage: str, loss: torch.Tensor, weight: int) -> None:
         """Log the training loss per step; accumulate an evaluation loss weighted by examples (or positions)."""
         if stage == "train":
@@ -230,18 +246,6 @@ class SequenceClassificationTask(_HeadTask):
             getattr(self, f"{stage}_metrics").update(logits.float().softmax(-1), labels)
         return loss
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Cross-entropy of the batch."""
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate validation loss and metrics."""
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate test loss and metrics."""
-        self._step(batch, "test")
-
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class probabilities ``[B, C]``."""
         return self.predict_logits(batch).float().softmax(-1)
@@ -311,18 +315,6 @@ class SequenceRegressionTask(_HeadTask):
             getattr(self, f"{stage}_metrics").update(standardised * self.label_std + self.label_mean, labels)
         return loss
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """MSE of the standardised targets."""
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate validation loss and metrics."""
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate test loss and metrics."""
-        self._step(batch, "test")
-
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Predicted values ``[B]`` on the labels' scale."""
         return self.predict_values(batch)
@@ -377,18 +369,6 @@ class TokenClassificationTask(_HeadTask):
         if stage != "train":
             getattr(self, f"{stage}_metrics").update(logits.float().flatten(0, 1), labels.flatten())
         return loss
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Cross-entropy over the batch's labelled positions."""
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate validation loss and metrics (position-weighted)."""
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate test loss and metrics (position-weighted)."""
-        self._step(batch, "test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Per-position class probabilities ``[B, T, C]``."""
