@@ -137,6 +137,7 @@ class GenomeDataModule(pl.LightningDataModule):
         batch_size: int = 16,
         samples_per_epoch: int | None = None,
         max_val_windows: int | None = None,
+        max_test_windows: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | None = None,
@@ -157,7 +158,8 @@ class GenomeDataModule(pl.LightningDataModule):
             batch_size: examples per batch and process.
             samples_per_epoch: training windows per epoch; default: training bases / window.
             max_val_windows: cap on validation windows (evenly spaced) to keep validation cheap; default: all.
-                The test set always covers its chromosomes completely.
+            max_test_windows: cap on test windows (evenly spaced over the test chromosomes); default: all, so
+                the test set covers its chromosomes completely. A cap trades coverage for time on slow models.
             num_workers: DataLoader worker processes.
             seed: seed of window positions, masks and order.
             cache_dir: data cache folder (default: the user cache).
@@ -187,6 +189,7 @@ class GenomeDataModule(pl.LightningDataModule):
         self.train_chromosomes = None if train_chromosomes is None else list(train_chromosomes)
         self.window, self.objective, self.mask_prob, self.rc_augment = window, objective, mask_prob, rc_augment
         self.batch_size, self.samples_per_epoch, self.max_val_windows = batch_size, samples_per_epoch, max_val_windows
+        self.max_test_windows = max_test_windows
         self.num_workers, self.seed = num_workers, seed
         self.sequences: dict[str, np.ndarray] | None = None
 
@@ -273,5 +276,5 @@ class GenomeDataModule(pl.LightningDataModule):
         return self._eval_loader(self.val_chromosomes, self.max_val_windows)
 
     def test_dataloader(self) -> ResumableDataLoader:
-        """Tiled windows covering the test chromosomes completely."""
-        return self._eval_loader(self.test_chromosomes, None)
+        """Tiled windows covering the test chromosomes completely (at most ``max_test_windows``)."""
+        return self._eval_loader(self.test_chromosomes, self.max_test_windows)

@@ -97,3 +97,13 @@ def test_corpus_fixes_its_own_split():
         GenomeDataModule(corpus="dna-corpse")
     with pytest.raises(ValueError, match="name the held-out chromosomes"):
         GenomeDataModule(genome="yeast-s288c", val_chromosomes=["chr15"])
+
+
+def test_test_windows_cover_everything_unless_capped():
+    full = _module(val_chromosomes=["c2"], test_chromosomes=["c3"])
+    capped = _module(val_chromosomes=["c2"], test_chromosomes=["c3"], max_test_windows=2)
+    n_full = len(full.test_dataloader().dataset)
+    places = capped.test_dataloader().dataset.places
+    assert n_full > 2 and len(places) == 2
+    assert places[0] == full.test_dataloader().dataset.places[0]  # evenly spaced: first and last kept
+    assert places[-1] == full.test_dataloader().dataset.places[-1]
