@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.kernels.common import check_shape
+from zoo.kernels.selective_scan.cpu_autograd import chunk_recurrence
 
 
 def _check(u, delta, A, Bm, Cm, D_skip, z, delta_bias, initial_state, chunk_size) -> None:
@@ -117,10 +118,12 @@ def selective_scan_chunk_ref(
     everything that does not depend on the state is vectorised over the ``L`` tokens: the time step,
     the discretisation ``exp(dt A)`` and ``dt u B`` (``[B,L,N,D]``), the read-out against ``C`` (one
     batched product) and the skip / gate terms. What is left is the recurrence itself, one fused
-    multiply-add over ``[B,N,D]`` per token; only decays ``<= 1`` are ever multiplied, so nothing can
+    multiply-add over ``[B,N,D]`` per token (in training one autograd node per chunk, whose backward is the
+    reverse loop: ``cpu_autograd.py``); only decays ``<= 1`` are ever multiplied, so nothing can
     overflow however large ``dt |A|`` gets (README.md says why this beats a log-space cumulative-sum
-    form on CPU). Memory beyond the inputs and the output is ``O(B L N D)`` however long the input is,
-    and a chunk's intermediates stay cache-sized.
+    form on CPU). Without grad, memory beyond the inputs and the output is ``O(B L N D)`` however long the
+    input is, and a chunk's intermediates stay cache-sized; training keeps every chunk's decays and states
+    for the backward, ``O(B T N D)``.
     """
     _check(u, delta, A, Bm, Cm, D_skip, z, delta_bias, initial_state, chunk_size)
     # Inside, the state is laid out [B,N,D]: every [.., N, D] op then runs along D (contiguous and long)
@@ -129,21 +132,22 @@ def selective_scan_chunk_ref(
     h = _zero_state(u, A.shape[1]) if initial_state is None else initial_state.float()
     h = h.transpose(1, 2)  # [B,N,D]
     ys = []
-    for lo in range(0, u.shape[1], chunk_size):
-        c = slice(lo, lo + chunk_size)
+    # split (not slicing per chunk): in training, the backward of a slice scatters its gradient into a
+    # zero-filled tensor of the whole input, T/L full-size fills and additions per input (~15% of a Mamba
+    # layer's step at T=1024); split's backward gathers all chunks' gradients with one cat.
+    pieces = [x.split(chunk_size, dim=1) for x in (u, delta, Bm, Cm)]
+    pieces.append(z.split(chunk_size, dim=1) if z is not None else [None] * len(pieces[0]))
+    for u_c, delta_c, B_c, C_c, z_c in zip(*pieces):
         # a copy per chunk: u often arrives channels-first in memory (a convolution's output), and
         # every op below would otherwise stride through it
-        u_c = u[:, c].float().contiguous()  # [B,L,D]
-        dt_c = _time_step(delta[:, c], delta_bias, delta_softplus)[:, :, None, :]  # [B,L,1,D]
+        u_c = u_c.float().contiguous()  # [B,L,D]
+        dt_c = _time_step(delta_c, delta_bias, delta_softplus)[:, :, None, :]  # [B,L,1,D]
         decay = (dt_c * At).exp_()  # [B,L,N,D]
-        inp = (dt_c * u_c[:, :, None, :]) * Bm[:, c, :, None].float()  # [B,L,N,D]
+        inp = (dt_c * u_c[:, :, None, :]) * B_c[:, :, :, None].float()  # [B,L,N,D]
         if any(t.requires_grad for t in (decay, inp, h)):
-            hs = []
-            # unbind (not indexing) so that autograd gathers the per-token gradients with one stack
-            for decay_t, inp_t in zip(decay.unbind(1), inp.unbind(1)):
-                h = torch.addcmul(inp_t, decay_t, h)
-                hs.append(h)
-            states = torch.stack(hs, dim=1)
+            # One autograd node for the chunk's recurrence (cpu_autograd.py): recorded token by token, the
+            # recurrence cost more in autograd's per-op bookkeeping (forward and backward) than in arithmetic.
+            states, h = chunk_recurrence(decay, inp, h)
         else:
             # Nothing to differentiate: turn the chunk's inputs into its states in place, which saves
             # an allocation per token and the stack (~20% of the no-grad scan on CPU).
@@ -151,6 +155,6 @@ def selective_scan_chunk_ref(
                 h = inp_t.addcmul_(decay_t, h)
             states = inp
         # [B,L,1,N] @ [B,L,N,D]: the read-out of every token of the chunk in one batched product
-        y_c = (Cm[:, c, None, :].float() @ states).squeeze(2)  # [B,L,D]
-        ys.append(_readout(y_c, u_c, D_skip, None if z is None else z[:, c]).to(u.dtype))
+        y_c = (C_c[:, :, None, :].float() @ states).squeeze(2)  # [B,L,D]
+        ys.append(_readout(y_c, u_c, D_skip, z_c).to(u.dtype))
     return torch.cat(ys, dim=1), h.transpose(1, 2).contiguous()
