@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from zoo.config import from_dict
@@ -72,6 +73,7 @@ def render_card(
     source: str,
     base_model: str | None = None,
     dataset: str | None = None,
+    run_config: dict | None = None,
 ) -> str:
     """A Hugging Face model card for an exported run: front matter with a ``model-index`` + sections.
 
@@ -79,7 +81,8 @@ def render_card(
     datasets, pipeline tag) and the prose; the architecture, training, evaluation and usage sections are
     rendered from the model and the run. ``base_model`` (default: the record's ``base_model``) names the
     checkpoint this run was fine-tuned from; ``dataset`` (default: the template's first ``datasets`` item)
-    names the evaluation data in the ``model-index``.
+    names the evaluation data in the ``model-index``. ``run_config`` is the run's resolved LightningCLI
+    config (``config.yaml``): its data, trainer and optimizer settings are listed under Training.
     """
     entry = _entry(record)
     name = entry.name if entry else "seqzoo-model"
@@ -103,6 +106,8 @@ def render_card(
         **front,
     )
     sections = _rendered_sections(model, record, metrics, source, entry)
+    if run_config:
+        sections["Training"] += "\n\n" + describe_run_config(run_config)
     if template is None:
         body = f"\n# {name} (trained with seqzoo)\n\n{entry.description if entry else 'A seqzoo model.'}\n\n"
         body += "".join(f"## {heading}\n\n{text}\n\n" for heading, text in sections.items())
@@ -178,6 +183,28 @@ def _rendered_sections(model: SeqModel, record: dict, metrics: dict[str, float],
     }
 
 
+def describe_run_config(run_config: dict) -> str:
+    """The data, budget and optimizer of a run, from its resolved LightningCLI config, as a short table."""
+
+    def settings(node: dict | None) -> str:
+        if not isinstance(node, dict):
+            return ""
+        args = node.get("init_args", {}) or {}
+        shown = ", ".join(f"{k}={v}" for k, v in args.items() if v is not None and k not in ("num_workers",))
+        return f"`{str(node.get('class_path', '')).rsplit('.', 1)[-1]}` ({shown})"
+
+    trainer = run_config.get("trainer", {}) or {}
+    model = (run_config.get("model", {}) or {}).get("init_args", {}) or {}
+    rows = [
+        ("data", settings(run_config.get("data"))),
+        ("budget", ", ".join(f"{k}={trainer[k]}" for k in ("max_steps", "max_time", "precision") if trainer.get(k))),
+        ("optimizer", settings(model.get("optimizer"))),
+        ("schedule", settings(model.get("scheduler"))),
+        ("seed", str(run_config.get("seed_everything", ""))),
+    ]
+    return "| run setting | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows if v)
+
+
 def _fill_template(text: str, sections: dict[str, str]) -> str:
     """The template's body with its rendered sections replaced (``## Weights`` -> Training + Evaluation)."""
     parts = re.split(r"^## (.+)$", text, flags=re.M)
@@ -215,5 +242,9 @@ def export_checkpoint(
     if metrics_csv is None:
         metrics_csv = ckpt_path.parent.parent / METRICS_FILE
     metrics = read_test_metrics(metrics_csv)
-    card = render_card(model, record, metrics, source=ckpt_path.name, base_model=base_model, dataset=dataset)
+    run_yaml = ckpt_path.parent.parent / "config.yaml"  # written by LightningCLI beside the run's checkpoints
+    run_config = yaml.safe_load(run_yaml.read_text()) if run_yaml.is_file() else None
+    card = render_card(
+        model, record, metrics, source=ckpt_path.name, base_model=base_model, dataset=dataset, run_config=run_config
+    )
     return save_pretrained(model, out_dir, extra_files={"README.md": card})

@@ -89,3 +89,21 @@ def test_zoo_export_flags_name_the_base_model_and_dataset(tmp_path):
     assert main([*args, "--base-model", "org/base", "--dataset", "org/data"]) == 0
     data = ModelCard.load(out / "README.md").data
     assert data.base_model == "org/base" and data.datasets == ["org/data"]
+
+
+def test_run_config_is_listed_under_training():
+    from zoo.export import describe_run_config
+
+    run = {
+        "seed_everything": 0,
+        "trainer": {"max_steps": 1200, "max_time": "00:01:00:00", "precision": None},
+        "model": {"init_args": {"optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.003}}}},
+        "data": {
+            "class_path": "zoo.domains.genomics.data.GenomeDataModule",
+            "init_args": {"corpus": "dna-corpus", "genome": None, "window": 1024, "num_workers": 4},
+        },
+    }
+    table = describe_run_config(run)
+    assert "| data | `GenomeDataModule` (corpus=dna-corpus, window=1024) |" in table
+    assert "| budget | max_steps=1200, max_time=00:01:00:00 |" in table
+    assert "| optimizer | `AdamW` (lr=0.003) |" in table and "| seed | 0 |" in table and "schedule" not in table
