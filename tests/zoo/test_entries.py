@@ -73,6 +73,8 @@ def test_entry_has_card_and_declares_its_recipe(name):
         # Another project pretrained it; its fine-tuning recipes land with the genomics tasks (issue 6).
         assert entry.recipe is None, "a declared recipe must exist"
         return
-    assert entry.recipe == f"recipe://genomics/{name}/pretrain"
+    # An entry with trained weights names the recipe that produced them; the others their default pretraining.
+    stage = "pretrain-corpus" if entry.weights is not None else "pretrain"
+    assert entry.recipe == f"recipe://genomics/{name}/{stage}"
     recipe = yaml.safe_load(recipe_text(entry.recipe))
     assert recipe["model"]["init_args"]["entry"] == name, "the entry's recipe trains that entry"
