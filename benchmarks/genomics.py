@@ -22,6 +22,7 @@ A family whose pretrained weights cannot be loaded becomes a row with status ``n
     python benchmarks/genomics.py                               # everything, CPU (hours)
     python benchmarks/genomics.py --quick                       # smoke run: 1 seed, a few steps, small subsets
     python benchmarks/genomics.py --tasks species --families hyenadna-tiny --seeds 0 --steps 200
+    python benchmarks/genomics.py --report-only --out merged.csv  # the section from rows of earlier runs
 """
 
 from __future__ import annotations
@@ -623,6 +624,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (QUICK sizes, unless given explicitly)")
     parser.add_argument("--force", action="store_true", help="recompute runs already in --out")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: render the section from the rows already in --out (e.g. several runs' CSVs "
+                             "concatenated); planned runs without a row are shown as missing")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "genomics_runs.csv", help="run table (CSV)")
     parser.add_argument("--write", type=Path, default=None,
                         help="results file to update (default benchmarks/RESULTS.md; none with --quick)")  # fmt: skip
@@ -646,7 +650,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
     console = Console()
-    frame = run(args, console)
+    frame = read_runs(args.out) if args.report_only else run(args, console)
     command = shlex.join(["python", "benchmarks/genomics.py", *(sys.argv[1:] if argv is None else argv)])
     section = render(frame, args, command)
     console.print(section, markup=False, highlight=False, soft_wrap=True)
