@@ -5,7 +5,8 @@ from zoo.training.task import SeqTask, base_model_of
 
 def test_checkpoint_record_names_the_weights_a_fine_tune_started_from():
     assert base_model_of("hyenadna-small-32k") == "LongSafari/hyenadna-small-32k-seqlen-hf"
-    assert base_model_of("hyenadna-tiny") is None, "no published weights"
+    assert base_model_of("hyenadna-tiny") == "seqzoo/hyenadna-tiny", "weights bundled until published there"
+    assert base_model_of("hybridna-small") is None, "no published weights"
     assert base_model_of(None) is None
     assert base_model_of("no-such-model") is None, "build_model reports unknown entries"
 
