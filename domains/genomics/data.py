@@ -223,13 +223,9 @@ class GenomeDataModule(pl.LightningDataModule):
                 sequences |= part
             return sequences
         if self.fasta is not None:
-            from Bio import SeqIO
+            from zoo.domains.genomics.readers import open_genome
 
-            from zoo.domains.genomics.tokenizer import DNATokenizer
-
-            tokenizer = DNATokenizer()
-            with open(self.fasta) as handle:
-                return {rec.id: tokenizer.encode(str(rec.seq)) for rec in SeqIO.parse(handle, "fasta")}
+            return dict(open_genome(self.fasta))
         from zoo.domains.genomics.genomes import load_genome
 
         return dict(load_genome(self.genome_name, cache_dir=self.cache_dir).chromosomes)

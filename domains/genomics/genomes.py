@@ -41,7 +41,6 @@ Parsing takes seconds, so the arrays are cached as an ``.npz`` beside the artifa
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import itertools
@@ -333,18 +332,12 @@ def parse_genbank_zip(name: str, archive: str | Path, records: tuple[tuple[str, 
 
 def read_single_fasta(path: str | Path) -> np.ndarray:
     """uint8 token ids of the one record of a FASTA file (plain or ``.gz``); more or fewer records is an error."""
-    from Bio import SeqIO
+    from zoo.domains.genomics.readers import open_genome
 
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="ascii") as handle:
-        records = list(itertools.islice(SeqIO.parse(handle, "fasta"), 2))
+    records = open_genome(path)  # errors name the file and the record
     if len(records) != 1:
-        raise ValueError(f"{path}: expected exactly one FASTA record, found {'none' if not records else 'several'}")
-    try:
-        return DNATokenizer().encode(str(records[0].seq), dtype=np.uint8)
-    except ValueError as error:
-        raise ValueError(f"{path} ({records[0].id}): {error}") from None
+        raise ValueError(f"{path}: expected exactly one FASTA record, found several ({', '.join(records)})")
+    return next(iter(records.values()))
 
 
 def annotate(features, length: int, where: str = "record") -> np.ndarray:

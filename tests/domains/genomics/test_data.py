@@ -107,3 +107,16 @@ def test_test_windows_cover_everything_unless_capped():
     assert n_full > 2 and len(places) == 2
     assert places[0] == full.test_dataloader().dataset.places[0]  # evenly spaced: first and last kept
     assert places[-1] == full.test_dataloader().dataset.places[-1]
+
+
+def test_fasta_records_are_the_chromosomes(tmp_path):
+    fasta = tmp_path / "toy.fa"
+    fasta.write_text(">c0\n" + "ACGT" * 40 + "\n>c1\n" + "acgtn" * 30 + "\n>c2\n" + "GGCC" * 40 + "\n")
+    dm = GenomeDataModule(fasta=str(fasta), val_chromosomes=["c1"], test_chromosomes=["c2"], window=32, batch_size=2)
+    dm.setup()
+    assert list(dm.sequences) == ["c0", "c1", "c2"] and dm.train_chromosomes == ["c0"]
+    assert dm.sequences["c1"][:5].tolist() == [A, A + 1, A + 2, A + 3, N_ID]  # soft-masked bases read as uppercase
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">c0\nACGU\n")
+    with pytest.raises(ValueError, match=r"bad\.fa \(c0\):.*'U'"):
+        GenomeDataModule(fasta=str(bad), val_chromosomes=["c0"], test_chromosomes=["c0"]).setup()
