@@ -65,18 +65,6 @@ class LanguageModelTask(SeqTask):
         self.log(f"{stage}/accuracy", self.hits[f"{stage}_"], on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Mean loss over the batch's labelled positions."""
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate validation metrics."""
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate test metrics."""
-        self._step(batch, "test")
-
     def on_validation_epoch_end(self) -> None:
         """Log bits per token from the epoch's token-weighted loss."""
         self.log("val/bits_per_token", self.nats["val_"].compute() / math.log(2))

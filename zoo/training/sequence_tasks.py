@@ -129,22 +129,6 @@ class _HeadTask(SeqTask):
             out_rc = out_rc.gather(1, index.unsqueeze(-1).expand_as(out_rc))
         return (out + out_rc) / 2
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        """The batch's loss; outside training also accumulates the stage's metrics (each task defines it)."""
-        raise NotImplementedError
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The loss of a training batch."""
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate validation loss and metrics."""
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate test loss and metrics."""
-        self._step(batch, "test")
-
     def _log_loss(self, stage: str, loss: torch.Tensor, weight: int) -> None:
         """Log the training loss per step; accumulate an evaluation loss weighted by examples (or positions)."""
         if stage == "train":

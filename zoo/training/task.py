@@ -57,6 +57,22 @@ class SeqTask(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
 
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """The loss of ``batch``; at ``val`` / ``test`` also accumulates that stage's metrics (each task defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _step(batch, stage)")
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The loss of a training batch."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate validation loss and metrics."""
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate test loss and metrics."""
+        self._step(batch, "test")
+
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy`` (FSDP2) shard each block, then the rest, over the data-parallel mesh.
 
