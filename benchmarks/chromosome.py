@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import resource
 import sys
 import time
@@ -32,7 +31,7 @@ import torch
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import replace_section, run_child
+from results import cpu_name, replace_section, run_child
 
 MODELS = ("hyenadna-tiny", "hybridna-small-mamba2")
 
@@ -91,7 +90,7 @@ def run(args) -> list[dict]:
 
 def render(rows: list[dict], args) -> str:
     """The markdown section: time, throughput and peak RSS per length, and the RSS growth per model."""
-    machine = platform.processor() or platform.machine()
+    machine = cpu_name()
     lines = [
         f"## Chromosome-scale scoring on CPU (`benchmarks/chromosome.py`, yeast {args.chromosome})",
         "",

@@ -28,7 +28,7 @@ import torch
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import replace_section
+from results import cpu_name, replace_section
 
 VOCAB = 16
 D_MODEL = 256
@@ -215,15 +215,7 @@ def _subprocess(case: str, length: int, threads: int) -> dict:
 
 def machine() -> str:
     """One line naming the machine, Python and torch versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, Python {platform.python_version()}, torch {torch.__version__}"
+    return f"{cpu_name()}, Python {platform.python_version()}, torch {torch.__version__}"
 
 
 def table(results: list[dict], lengths: list[int], threads: int) -> str:

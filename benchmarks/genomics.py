@@ -46,7 +46,7 @@ from rich.progress import Progress
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import replace_section
+from results import cpu_name, replace_section
 
 TASKS = ("oct4-mafk", "fly-promoters", "species", "ars1")
 FAMILIES = ("hyenadna-tiny", "hybridna-small", "caduceus-small", "dna-xlstm-small")
@@ -588,15 +588,7 @@ def _count(n: float) -> str:
 
 def machine() -> str:
     """One line naming the CPU (or GPU) and Python."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, Python {platform.python_version()}"
+    return f"{cpu_name()}, Python {platform.python_version()}"
 
 
 # Command line ----------------------------------------------------------------------------------------------

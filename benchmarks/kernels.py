@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ import torch
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import replace_section
+from results import cpu_name, replace_section
 
 
 @dataclasses.dataclass
@@ -399,7 +398,7 @@ def run(args) -> tuple[list[dict], dict]:
 
 
 def render(rows: list[dict], ceilings: dict, args) -> str:
-    machine = torch.cuda.get_device_name() if args.device == "cuda" else (platform.processor() or platform.machine())
+    machine = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
     lines = [
         "## Kernels (`benchmarks/kernels.py`)",
         "",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import sys
 import time
@@ -28,7 +27,7 @@ import torch
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import replace_section, run_child
+from results import cpu_name, replace_section, run_child
 
 
 def measure(entry: str, length: int, device: str, dtype: str, batch: int) -> dict:
@@ -76,7 +75,7 @@ def run(args) -> list[dict]:
 
 def render(rows: list[dict], args) -> str:
     """The markdown section: peak, time and the memory increment per 1K tokens between lengths."""
-    machine = torch.cuda.get_device_name() if args.device == "cuda" else (platform.processor() or platform.machine())
+    machine = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
     lines = [
         f"## Memory of forward + backward against T (`benchmarks/memory.py --entry {args.entry}`)",
         "",

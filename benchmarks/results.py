@@ -9,6 +9,7 @@ with the prose that reads them.
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,14 @@ def run_child(script: str, args: list[str], what: str) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (e.g. ``AMD EPYC 9B14``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
