@@ -14,6 +14,11 @@ PROTEIN_TOKENS = (
     *"ACDEFGHIKLMNPQRSTVWY",  # the 20 standard amino acids
     *"XBZUO",  # unknown, ambiguous (B = D/N, Z = E/Q), selenocysteine, pyrrolysine
     "-",  # alignment gap, used when homologs are given as context
+    # Fill-in-the-middle over concatenated homologs (ProtMamba / Prot-xLSTM style): a causal model reads
+    # ``homologs [SEP] prefix [MASK] suffix [FIM] middle [EOS]``, so it learns to fill a masked span from
+    # both sides, which also gives causal models a masked-marginal mutation score.
+    "[EOS]",
+    "[FIM]",
 )
 
 _DNA_COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}

@@ -1,6 +1,6 @@
 """Every zoo entry, listed explicitly by family module (no import-time registration)."""
 
-from zoo.entries import caduceus, forecasting, hybridna, hyenadna, protmamba, xlstm
+from zoo.entries import caduceus, forecasting, hybridna, hyenadna, protmamba, transformer, xlstm
 
 ENTRIES = (
     *hyenadna.ENTRIES,
@@ -8,5 +8,6 @@ ENTRIES = (
     *caduceus.ENTRIES,
     *xlstm.ENTRIES,
     *protmamba.ENTRIES,
+    *transformer.ENTRIES,
     *forecasting.ENTRIES,
 )

@@ -9,7 +9,7 @@ PROTMAMBA_SMALL = Entry(
     name="protmamba-small",
     family="protmamba",
     domain="protein",
-    description="ProtMamba style: 8 Mamba layers, d 256, homologs-as-context protein LM",
+    description="ProtMamba style: 8 Mamba layers, d 128, homologs-as-context protein LM",
     reference="ProtMamba (Mamba-1 blocks, no MLP, fill-in-the-middle over homologs), scaled down",
     license="Apache-2.0",
     card="protmamba-small.md",
@@ -17,7 +17,7 @@ PROTMAMBA_SMALL = Entry(
         vocab="protein",
         max_seq_len=131_072,
         backbone=BackboneConfig(
-            d_model=256, pattern="M" * 8, mixers=MixerConfigs(mamba=MambaConfig(d_state=16))
+            d_model=128, pattern="M" * 8, mixers=MixerConfigs(mamba=MambaConfig(d_state=16))
         ),
     ),
 )

@@ -1,0 +1,1 @@
+"""Protein: amino-acid tokenizer, readers, pretraining corpora, labelled tasks, mutation scoring."""
