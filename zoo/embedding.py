@@ -34,10 +34,13 @@ import torch
 
 from zoo.domains.genomics.inference import check_streamable, embed_sequence
 from zoo.domains.genomics.tokenizer import DNATokenizer
+from zoo.domains.protein.tokenizer import ProteinTokenizer
 from zoo.model import VOCABULARIES, SeqModel
 
 Pooling = Literal["mean", "last", "cls"]
 POOLINGS = ("mean", "last", "cls", None)
+#: Vocabulary name -> tokenizer that strings are encoded with (default policies: see each tokenizer).
+_TOKENIZERS = {"dna": DNATokenizer, "protein": ProteinTokenizer}
 
 
 def embed(
@@ -156,7 +159,7 @@ def token_ids(model: SeqModel, seqs: Any) -> list[np.ndarray]:
             raise ValueError(f"token ids must be [T] or [N, T], got shape {tuple(seqs.shape)}")
         seqs = [seqs] if seqs.ndim == 1 else list(seqs)
     seqs = list(seqs)
-    tokenizer = DNATokenizer() if vocab == "dna" else None
+    tokenizer = _TOKENIZERS[vocab]() if vocab in _TOKENIZERS else None
     n_tokens = model.config.n_tokens
     out = []
     for i, seq in enumerate(seqs):

@@ -6,6 +6,7 @@ import torch
 
 from zoo.backbone import BackboneConfig, MixerConfigs
 from zoo.domains.genomics.tokenizer import DNATokenizer
+from zoo.domains.protein.tokenizer import ProteinTokenizer
 from zoo.embedding import length_batches
 from zoo.layers.hyena import HyenaConfig
 from zoo.layers.mlp import MLPConfig
@@ -137,16 +138,23 @@ def test_allow_longer_needs_a_streamable_model(model, reason):
         model.embed([dna(20, 0)], allow_longer=True)
 
 
-def test_protein_strings_are_not_implemented_but_ids_work():
+def test_protein_strings_are_tokenized_and_match_their_ids():
     model = tiny("M", vocab="protein")
-    with pytest.raises(NotImplementedError, match=r"no tokenizer for the 'protein' vocabulary.*token ids"):
-        model.embed(["MKV"])
-    ids = [np.array([7, 8, 9, 10]), np.array([11, 12])]
-    out = model.embed(ids, pooling="last")
+    tokenizer = ProteinTokenizer()
+    out = model.embed(["MKTAYIAK", "mkv*"], pooling="last")  # lowercase read as uppercase, stop stripped
+    ids = [np.array([7, 8, 9, 10]), tokenizer.encode("MKV")]
+    np.testing.assert_allclose(out[1], model.embed(ids, pooling="last")[1], atol=1e-6)
     with torch.no_grad():
-        expected = model(torch.tensor([[11, 12]])).hidden[0, -1].numpy()
+        expected = model(torch.from_numpy(tokenizer.encode("MKTAYIAK"))[None]).hidden[0, -1].numpy()
     assert out.shape == (2, 32)
-    np.testing.assert_allclose(out[1], expected, atol=1e-5)
+    np.testing.assert_allclose(out[0], expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"sequence 1: invalid protein character 'J' at position 2"):
+        model.embed(["MKV", "MKJV"])
+    with pytest.raises(ValueError, match=r"sequence 0: invalid protein character '-' at position 1.*gaps="):
+        model.embed(["M-KV"])
+    foreign = tiny("M", vocab="foreign", foreign_vocab_size=12)
+    with pytest.raises(NotImplementedError, match=r"no tokenizer for the 'foreign' vocabulary.*token ids"):
+        foreign.embed(["MKV"])
 
 
 def test_bad_inputs_name_the_sequence():
