@@ -19,7 +19,7 @@ such models are only ever batched with sequences of exactly the same length.
 
 Sequences longer than ``model.config.max_seq_len`` are an error unless ``allow_longer=True``; they then go
 through ``zoo.domains.genomics.inference.embed_sequence`` one at a time, chunk by chunk with the recurrent
-state carried (exact, memory bounded by the chunk), which needs a causal, streamable DNA model. Hyena layers
+state carried (exact, memory bounded by the chunk), which needs a causal, streamable model. Hyena layers
 see at most their filter length ``l_max`` of context there (a sliding window past it; see that module).
 """
 
@@ -220,8 +220,6 @@ def _check_can_stream(model: SeqModel, index: int, length: int) -> None:
         f"sequence {index} has {length} tokens, more than max_seq_len={model.config.max_seq_len}, and "
         "allow_longer=True streams it chunk by chunk, which"
     )
-    if model.config.vocab != "dna":
-        raise ValueError(f"{prefix} reads DNA models only (this one has vocab={model.config.vocab!r})")
     try:
         check_streamable(model)
     except ValueError as error:
@@ -229,13 +227,8 @@ def _check_can_stream(model: SeqModel, index: int, length: int) -> None:
 
 
 def _embed_long(model: SeqModel, ids: np.ndarray, pooling: Pooling | None) -> np.ndarray:
-    tokenizer = DNATokenizer()
-    if ids.min() < tokenizer.base_ids.min():
-        raise ValueError("allow_longer=True streams bases only (A C G T N); this sequence holds special token ids")
-    # embed_sequence tokenises text itself; base ids decode to a string that encodes back to the same ids.
-    text = tokenizer.decode(ids)
     chunk = model.config.max_seq_len
     if pooling == "mean":
-        return embed_sequence(model, text, chunk_size=chunk, pooling="mean", tokenizer=tokenizer)
-    hidden = embed_sequence(model, text, chunk_size=chunk, pooling="none", tokenizer=tokenizer)
+        return embed_sequence(model, ids, chunk_size=chunk, pooling="mean")
+    hidden = embed_sequence(model, ids, chunk_size=chunk, pooling="none")
     return {None: hidden, "last": hidden[-1], "cls": hidden[0]}[pooling]

@@ -1,5 +1,9 @@
 """Chromosome-scale inference: per-base log-likelihoods and embeddings, chunk by chunk with the state carried.
 
+DNA is the main user (whole chromosomes); protein models use the same functions for sequences longer than
+one pass should hold (a 5,000-residue protein, or homologs concatenated as context): the tokenizer follows
+the model's vocabulary, and "base" below reads "residue" for them.
+
 A causal seqzoo model carries one recurrent state per layer, so ``forward(chunk, state)`` over consecutive
 chunks gives the same outputs as one pass over the whole sequence, while activations only ever span one
 chunk: peak memory depends on ``chunk_size``, not on the sequence length (the token ids and the returned
@@ -34,12 +38,14 @@ import numpy as np
 import torch
 
 from zoo.domains.genomics.tokenizer import DNATokenizer
-from zoo.vocab import DNA_TOKENS
+from zoo.domains.protein.tokenizer import ProteinTokenizer
+from zoo.vocab import DNA_TOKENS, PROTEIN_TOKENS
 
 #: Mixer kinds whose state does not grow with the sequence (Hyena's is capped at ``l_max``).
 STREAMABLE_KINDS = frozenset({"hyena", "mamba", "mamba2", "mlstm", "slstm"})
 
-_ID = {token: i for i, token in enumerate(DNA_TOKENS)}
+_VOCAB_TOKENS = {"dna": DNA_TOKENS, "protein": PROTEIN_TOKENS}
+_TOKENIZERS = {"dna": DNATokenizer, "protein": ProteinTokenizer}
 
 
 def score_sequence(
@@ -51,30 +57,34 @@ def score_sequence(
     bos_token: str | None = "[BOS]",
     independent_chunks: bool = False,
     overlap: int = 0,
-    tokenizer: DNATokenizer | None = None,
+    tokenizer: DNATokenizer | ProteinTokenizer | None = None,
 ) -> np.ndarray:
     """Log-probability of each base given the bases before it: float32 ``[L]`` (<= 0, nats or bits).
 
-    ``sequence`` is a str, bytes, ``Bio.Seq.Seq`` or ``Bio.SeqRecord.SeqRecord`` of ACGTN (either case);
-    other characters are an error from the tokenizer. Positions whose base is N score NaN (N is no target,
-    as in training). See the module docstring for which models stream and for ``independent_chunks``.
+    ``sequence`` is a str, bytes, ``Bio.Seq.Seq`` or ``Bio.SeqRecord.SeqRecord`` of ACGTN (either case) for
+    a DNA model, of amino acids for a protein model; other characters are an error from the tokenizer. DNA
+    positions whose base is N score NaN (N is no target, as in training). See the module docstring for which
+    models stream and for ``independent_chunks``.
     """
     if unit not in ("nats", "bits"):
         raise ValueError(f"unit must be 'nats' or 'bits', got {unit!r}")
     _check_causal_lm(model)
-    ids = _encode(sequence, tokenizer)
+    ids = _encode(sequence, tokenizer, model)
+    tokens = _VOCAB_TOKENS[model.config.vocab]
+    index = {token: i for i, token in enumerate(tokens)}
     # inputs[t] predicts ids[t]: the sequence shifted right by one, behind the BOS token.
-    if bos_token is not None and bos_token not in _ID:
-        raise ValueError(f"bos_token {bos_token!r} is not a DNA vocabulary token; use one of {DNA_TOKENS[:7]}")
+    if bos_token is not None and bos_token not in index:
+        raise ValueError(f"bos_token {bos_token!r} is not a vocabulary token; use one of {tokens[:7]}")
     # Without a BOS the first input is a placeholder whose prediction is discarded (NaN) below.
-    bos = _ID[bos_token] if bos_token is not None else _ID["[PAD]"]
+    bos = index[bos_token] if bos_token is not None else index["[PAD]"]
     inputs = np.concatenate([[bos], ids[:-1]])
     scores = np.empty(len(ids), dtype=np.float32)
     for start, stop, logits in _run(model, inputs, chunk_size, independent_chunks, overlap, right_context=False):
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # [C, V]
         target = torch.from_numpy(ids[start:stop]).to(log_probs.device)
         scores[start:stop] = log_probs.gather(1, target[:, None])[:, 0].cpu().numpy()
-    scores[ids == _ID["N"]] = np.nan
+    if model.config.vocab == "dna":
+        scores[ids == index["N"]] = np.nan
     if bos_token is None:
         scores[0] = np.nan
     return scores / np.float32(math.log(2)) if unit == "bits" else scores
@@ -88,7 +98,7 @@ def embed_sequence(
     pooling: Literal["mean", "none"] = "mean",
     independent_chunks: bool = False,
     overlap: int = 0,
-    tokenizer: DNATokenizer | None = None,
+    tokenizer: DNATokenizer | ProteinTokenizer | None = None,
 ) -> np.ndarray:
     """Final hidden states of the bases: float32 ``[L, D]`` (``pooling="none"``) or their mean ``[D]``.
 
@@ -98,9 +108,7 @@ def embed_sequence(
     """
     if pooling not in ("mean", "none"):
         raise ValueError(f"pooling must be 'mean' or 'none', got {pooling!r}")
-    if model.config.vocab != "dna":
-        raise ValueError(f"embed_sequence needs a DNA model (vocab='dna'), this one has vocab={model.config.vocab!r}")
-    ids = _encode(sequence, tokenizer)
+    ids = _encode(sequence, tokenizer, model)
     width = model.d_model * (2 if model.config.rc_equivariant else 1)
     total = np.zeros(width, dtype=np.float64)
     hidden = np.empty((len(ids), width), dtype=np.float32) if pooling == "none" else None
@@ -153,16 +161,20 @@ def sequence_text(sequence: Any) -> str | bytes:
         raise TypeError(f"sequence must be a str, bytes, Bio.Seq or SeqRecord, got {type(sequence).__name__}") from None
 
 
-def _encode(sequence: Any, tokenizer: DNATokenizer | None) -> np.ndarray:
-    ids = (tokenizer or DNATokenizer()).encode(sequence_text(sequence))
+def _encode(sequence: Any, tokenizer: DNATokenizer | ProteinTokenizer | None, model) -> np.ndarray:
+    vocab = model.config.vocab
+    if vocab not in _TOKENIZERS:
+        raise ValueError(f"this model has vocab={vocab!r}: only DNA and protein models read sequences here")
+    if isinstance(sequence, np.ndarray):  # token ids already (zoo.embedding passes them)
+        ids = sequence.astype(np.int64, copy=False)
+    else:
+        ids = (tokenizer or _TOKENIZERS[vocab]()).encode(sequence_text(sequence))
     if len(ids) == 0:
         raise ValueError("the sequence is empty: there is nothing to score or embed")
     return ids
 
 
 def _check_causal_lm(model) -> None:
-    if model.config.vocab != "dna":
-        raise ValueError(f"score_sequence needs a DNA model (vocab='dna'), this one has vocab={model.config.vocab!r}")
     if not model.backbone.causal or model.config.rc_equivariant:
         raise ValueError(
             "score_sequence gives next-base log-probabilities, which needs a causal language model; this one "

@@ -169,3 +169,15 @@ def test_bad_inputs_name_the_sequence():
         model.embed([np.array([0.5, 1.0])])
     with pytest.raises(ValueError, match="pooling must be one of"):
         model.embed(["ACGT"], pooling="max")
+
+
+def test_protein_longer_than_max_seq_len_streams_exactly():
+    # The "embeddings without the 1,022-residue limit": a protein past the model's context streams chunk
+    # by chunk with the state carried and equals one pass over the whole chain.
+    model = tiny("mS", vocab="protein", max_seq_len=16)
+    protein = "".join(np.random.default_rng(0).choice(list("ACDEFGHIKLMNPQRSTVWY"), 50))
+    out = model.embed([protein], pooling=None, allow_longer=True)[0]
+    with torch.no_grad():
+        expected = model(torch.from_numpy(ProteinTokenizer().encode(protein))[None]).hidden[0].numpy()
+    assert out.shape == (50, 32)
+    np.testing.assert_allclose(out, expected, atol=1e-5)

@@ -11,10 +11,11 @@ from Bio.SeqRecord import SeqRecord
 from zoo.backbone import BackboneConfig, MixerConfigs
 from zoo.domains.genomics.inference import embed_sequence, score_sequence
 from zoo.domains.genomics.tokenizer import DNATokenizer
+from zoo.domains.protein.tokenizer import ProteinTokenizer
 from zoo.layers.hyena import HyenaConfig
 from zoo.layers.mlp import MLPConfig
 from zoo.model import ModelConfig, SeqModel
-from zoo.vocab import DNA_TOKENS
+from zoo.vocab import DNA_TOKENS, PROTEIN_TOKENS
 
 BOS = DNA_TOKENS.index("[BOS]")
 
@@ -116,3 +117,19 @@ def test_bad_sequences_are_clear_errors():
         embed_sequence(model, Seq(""))
     with pytest.raises(ValueError, match="overlap= only applies"):
         score_sequence(model, "ACGT", overlap=3)
+
+
+def test_protein_models_stream_too():
+    # A long protein (or homologs as context) is scored residue by residue with the state carried, like DNA.
+    torch.manual_seed(0)
+    backbone = BackboneConfig(d_model=32, pattern="Mm", mlp=MLPConfig(expand=2))
+    model = SeqModel(ModelConfig(vocab="protein", backbone=backbone)).eval()
+    protein = "".join(np.random.default_rng(1).choice(list("ACDEFGHIKLMNPQRSTVWY"), 70))
+    ids = ProteinTokenizer().encode(protein)
+    inputs = torch.from_numpy(np.concatenate([[PROTEIN_TOKENS.index("[BOS]")], ids[:-1]]))[None]
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(inputs).logits[0].float(), -1)
+    expected = log_probs.gather(1, torch.from_numpy(ids)[:, None])[:, 0].numpy()
+    np.testing.assert_allclose(score_sequence(model, protein, chunk_size=16), expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"invalid protein character 'J' at position 3"):
+        score_sequence(model, "MKVJ")
