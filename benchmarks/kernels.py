@@ -121,6 +121,9 @@ def selective_scan_case(length: int, dtype, device, batch=2, channels=1536, stat
         return {**a, "delta_softplus": True}
 
     run = _kernel_impls(selective_scan_chunk, kwargs, _has_triton(ops, device))
+    if device == "cpu":
+        # The fused CPU scan (what impl="auto" runs on CPU), timed beside the chunked torch form it replaced.
+        run["seqzoo-cpu"] = lambda a: selective_scan_chunk(**kwargs(a), impl="cpu")[0]
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
@@ -372,7 +375,7 @@ def run(args) -> tuple[list[dict], dict]:
                 case = CASES[op](length, dtype, device)
                 errors = {}
                 for impl in case.run:
-                    if impl.startswith("seqzoo-triton"):
+                    if impl.startswith(("seqzoo-triton", "seqzoo-cpu")):
                         try:
                             errors[impl] = _check(case, impl)
                         except Exception as error:  # reported in the table
@@ -402,7 +405,10 @@ def render(rows: list[dict], ceilings: dict, args) -> str:
     lines = [
         "## Kernels (`benchmarks/kernels.py`)",
         "",
-        f"Device: {machine}; torch {torch.__version__}; measured ceilings: copy {ceilings['copy_GBps']:.0f} GB/s, "
+        f"Command: `python benchmarks/kernels.py {' '.join(sys.argv[1:])}`",
+        "",
+        f"Device: {machine}{'' if args.device == 'cuda' else f' ({torch.get_num_threads()} threads)'}; "
+        f"torch {torch.__version__}; measured ceilings: copy {ceilings['copy_GBps']:.0f} GB/s, "
         f"matmul {ceilings['matmul_TFLOPs']:.2f} TFLOP/s. Ratio = best peer ms / ours (> 1: ours is faster); "
         "GB/s = fewest bytes the forward must move / time.",
         "",
@@ -429,12 +435,14 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per measurement on CPU")
     parser.add_argument("--write", type=Path, default=None, help="results file to update (between markers)")
+    parser.add_argument("--section", default="kernels",
+                        help="section name --write replaces (e.g. kernels-cpu for a CPU run)")  # fmt: skip
     args = parser.parse_args()
     rows, ceilings = run(args)
     section = render(rows, ceilings, args)
     print(section)
     if args.write:
-        replace_section(args.write, "kernels", section)
+        replace_section(args.write, args.section, section)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from zoo.kernels.common import Impl, check_shape, dispatch, lazy
+from zoo.kernels.selective_scan.cpu_fused import selective_scan_cpu
 from zoo.kernels.selective_scan.reference import (
     _readout,
     _time_step,
@@ -31,18 +34,33 @@ def selective_scan_chunk(
     delta_softplus: bool = False,
     initial_state: torch.Tensor | None = None,
     chunk_size: int = 64,
-    impl: Impl = "auto",
+    impl: Impl | Literal["cpu"] = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Selective scan: ``u, delta, z? [B,T,D]``, ``A [D,N]``, ``Bm, Cm [B,T,N]``, ``D_skip, delta_bias [D]?``.
 
     ``delta`` becomes ``softplus(delta + delta_bias)`` when ``delta_softplus`` (else ``delta + delta_bias``).
     Returns ``(y [B,T,D] in u's dtype, final_state [B,D,N] fp32)``. ``chunk_size`` is the chunk length
-    ``L`` of the chunked form: any ``T`` is accepted; memory grows with ``L`` (``O(B L D N)``); 64 suits
-    CPU inference and training alike.
+    ``L``: any ``T`` is accepted, and the result does not depend on it.
+
+    ``impl``:
+
+    * ``"auto"``: the Triton kernel for CUDA tensors, ``"cpu"`` for CPU tensors (training and inference: it
+      was the faster and leaner of the CPU paths in both).
+    * ``"cpu"``: the fused CPU scan (``cpu_fused.py``), one autograd node that saves only the state entering
+      every chunk and recomputes the rest in backward: training memory ``O(B T/L D N)`` beyond ``[B,T,D]``
+      tensors. It caps ``L`` at 16 (its work buffers then stay cache-sized).
+    * ``"torch"``: the chunked torch form ``selective_scan_chunk_ref``, with autograd through its
+      vectorised discretisation (training memory ``O(B T D N)``).
+    * ``"triton"``, ``"reference"``: the Triton kernel (CPU tensors only under Triton's interpreter), the
+      token-by-token spec.
     """
-    return dispatch(impl, _IMPLS, u)(
-        u, delta, A, Bm, Cm, D_skip, z, delta_bias, delta_softplus, initial_state, chunk_size
-    )
+    if impl == "cpu" or (impl == "auto" and u.device.type == "cpu"):
+        if u.device.type != "cpu":
+            raise ValueError(f"impl='cpu' needs CPU tensors, got u on {u.device}")
+        fn = selective_scan_cpu
+    else:
+        fn = dispatch(impl, _IMPLS, u)
+    return fn(u, delta, A, Bm, Cm, D_skip, z, delta_bias, delta_softplus, initial_state, chunk_size)
 
 
 def _selective_scan_step_torch(u_t, delta_t, A, B_t, C_t, D_skip, z_t, delta_bias, delta_softplus, state):
