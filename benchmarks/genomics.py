@@ -5,7 +5,7 @@ stopped (a row whose status is ``ok`` is skipped; ``--force`` recomputes):
 
 1. **Fine-tuning** (``--tasks``): every family of ``--families`` fine-tuned from its pretrained weights and the
    same architecture from random initialisation, with the same budget (``--steps`` optimizer steps, AdamW
-   ``--lr``, ``--batch-size``, mean pooling, Lightning on ``--device``), plus ``KmerBaseline`` (canonical
+   ``--lr``, ``--batch-size``, ``--pooling``, Lightning on ``--device``), plus ``KmerBaseline`` (canonical
    6-mers + logistic / ridge regression) and ``CNNBaseline`` (one-hot CNN, early-stopped on the val split),
    for every seed of ``--seeds``. Test metrics are those of the model after the last step (no checkpoint
    selection: no files are written, and every model gets exactly the same budget). Classification reports
@@ -128,7 +128,9 @@ def regression_metrics(targets: np.ndarray, predictions: np.ndarray) -> dict:
 
 def finetune_config(args) -> str:
     """The settings a fine-tuning row depends on (part of its key)."""
-    return f"steps={args.steps},bs={args.batch_size},lr={args.lr:g},n={args.max_train_samples or 'all'}"
+    # The pooling is named only when it is not the default, so rows of earlier runs keep their keys.
+    pooling = f",pool={args.pooling}" if args.pooling != "mean" else ""
+    return f"steps={args.steps},bs={args.batch_size},lr={args.lr:g},n={args.max_train_samples or 'all'}{pooling}"
 
 
 def baseline_config(args, model: str) -> str:
@@ -222,9 +224,11 @@ def run_finetune(task: str, family: str, pretrained: bool, seed: int, args) -> d
     try:
         if kind == "classification":
             module = SequenceClassificationTask(entry=family, pretrained=pretrained, num_classes=num_classes,
-                                                pooling="mean", optimizer=optimizer)  # fmt: skip
+                                                pooling=args.pooling, optimizer=optimizer)  # fmt: skip
         else:
-            module = SequenceRegressionTask(entry=family, pretrained=pretrained, pooling="mean", optimizer=optimizer)
+            module = SequenceRegressionTask(
+                entry=family, pretrained=pretrained, pooling=args.pooling, optimizer=optimizer
+            )
     except (ValueError, NotImplementedError, OSError) as err:  # RecipeError is a ValueError
         if not pretrained:
             raise
@@ -475,7 +479,7 @@ def _render_finetune(frame: pd.DataFrame, args) -> list[str]:
         "### Fine-tuning and baselines (test split)",
         "",
         f"Same budget for pretrained and scratch: {args.steps} AdamW steps, lr {args.lr:g}, batch {args.batch_size}, "
-        f"mean pooling; metrics of the model after the last step. Train rows: "
+        f"{args.pooling} pooling; metrics of the model after the last step. Train rows: "
         f"{args.max_train_samples or 'all'} (a seeded subset). {KMER_MODEL}: canonical {KMER_K}-mer frequencies + "
         f"logistic / ridge regression; cnn: one-hot CNN ({args.cnn_epochs} epochs at most, early stopping on val "
         f"loss). Mean ± sample std over seeds {', '.join(map(str, args.seeds))} (n = seeds that ran).",
@@ -605,6 +609,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=500, help="optimizer steps per fine-tuning run")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--pooling", choices=("mean", "max", "last", "cls"), default="mean",
+                        help="how the fine-tuning head pools the hidden states")  # fmt: skip
     parser.add_argument("--max-train-samples", type=int, default=None, help="seeded subset of the train rows")
     parser.add_argument("--cnn-epochs", type=int, default=20)
     parser.add_argument("--parts", type=words, default=["finetune", "perplexity", "zero-shot"])
@@ -621,7 +627,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "concatenated); planned runs without a row are shown as missing")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "genomics_runs.csv", help="run table (CSV)")
     parser.add_argument("--write", type=Path, default=None,
-                        help="results file to update (default benchmarks/RESULTS.md; none with --quick)")  # fmt: skip
+                        help="results file to update (default benchmarks/RESULTS.md; none with --quick; "
+                             "'--write none' writes no file: runs only fill --out)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         for name, value in QUICK.items():
@@ -629,6 +636,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 setattr(args, name, value)
     elif args.write is None:
         args.write = ROOT / "RESULTS.md"
+    if args.write is not None and str(args.write).lower() == "none":
+        args.write = None
     unknown = sorted(set(args.parts) - {"finetune", "perplexity", "zero-shot"})
     if unknown:
         parser.error(f"unknown --parts {unknown}; choose from finetune, perplexity, zero-shot")
