@@ -1,11 +1,18 @@
-"""Labelled DNA sequences for fine-tuning: a named task, a CSV/TSV/FASTA file, or BED regions of a genome.
+"""Labelled DNA or protein sequences for fine-tuning: a named task, a CSV/TSV/FASTA file, or BED regions of a genome.
+
+The alphabet picks the tokenizer: ``dna`` (``DNATokenizer``) or ``protein`` (``ProteinTokenizer``). A named task
+brings its own (``zoo.domains.genomics.datasets.TASKS`` are DNA, ``zoo.domains.protein.datasets.TASKS`` protein);
+files are DNA unless ``alphabet="protein"``. BED regions and reverse-complement augmentation are DNA only.
+
+The class lives here rather than in a domain-neutral module because its BED/genome input needs the genomics
+readers; protein users reach it under the same name (``zoo.domains.genomics.labelled.LabelledSequenceDataModule``).
 
 Every source becomes one table (``LabelledSequenceDataModule.frame``) with columns ``sequence`` (str),
 ``label`` (class index or float), ``split`` (``train``/``val``/``test``) and, when known, ``chrom``
 (``"<genome>:<chromosome>"``), ``start``, ``end``. Batches are dicts::
 
-    input_ids       [B, T] long   right-padded with [PAD] (id 4) to the batch's longest sequence
-    attention_mask  [B, T] bool   True on bases
+    input_ids       [B, T] long   right-padded with [PAD] (id 4 in both vocabularies) to the longest sequence
+    attention_mask  [B, T] bool   True on bases / residues
     labels          [B]           long class indices (classification) or float32 values (regression)
 
 Regression labels are given on their original scale; the data module computes the training mean and
@@ -17,6 +24,8 @@ resumed or multi-process run sees the same examples as an uninterrupted one.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import logging
 import warnings
 from collections.abc import Sequence
@@ -31,12 +40,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from zoo.domains.genomics.readers import FORMATS, format_of, open_genome
 from zoo.domains.genomics.tokenizer import DNATokenizer
+from zoo.domains.protein.tokenizer import Nonstandard, ProteinTokenizer
 from zoo.training.loader import ResumableDataLoader, SampleKey, resumable_loader
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 Task = Literal["classification", "regression"]
+Alphabet = Literal["dna", "protein"]
+#: Alphabet -> module holding that domain's named tasks (``TASKS`` and ``load_labelled``), searched in this order.
+TASK_REGISTRIES: dict[str, str] = {"dna": "genomics", "protein": "protein"}
+_UNIT = {"dna": "bases", "protein": "residues"}
 #: BED fields by name -> 1-based column number (as ``cut -f`` and bedtools count them).
 BED_FIELDS = {"chrom": 1, "start": 2, "end": 3, "name": 4, "score": 5, "strand": 6}
 _TABLE_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
@@ -61,10 +75,11 @@ class LabelledSequences(Dataset):
         return {"input_ids": ids, "label": self.labels[key.index]}
 
 
-def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """Right-pad a list of ``{"input_ids": [L], "label"}`` into the batch dict of the module docstring."""
+def collate(examples: list[dict], pad_id: int = DNATokenizer.pad_id) -> dict[str, torch.Tensor]:
+    """Right-pad a list of ``{"input_ids": [L], "label"}`` with ``pad_id`` into the batch dict of the module
+    docstring."""
     width = max(len(e["input_ids"]) for e in examples)
-    input_ids = torch.full((len(examples), width), DNATokenizer.pad_id, dtype=torch.long)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(examples), width), dtype=torch.bool)
     for row, example in enumerate(examples):
         n = len(example["input_ids"])
@@ -76,7 +91,7 @@ def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
 
 
 class LabelledSequenceDataModule(pl.LightningDataModule):
-    """Sequence-level labelled DNA: classification or regression, from a named task or from files."""
+    """Sequence-level labelled DNA or protein: classification or regression, from a named task or from files."""
 
     def __init__(
         self,
@@ -101,15 +116,18 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
         seed: int = 0,
         cache_dir: str | None = None,
         unknown: Literal["error", "N"] = "error",
+        alphabet: Alphabet | None = None,
+        nonstandard: Nonstandard | None = None,
     ):
         """
         Args:
-            dataset: a named task (``zoo.domains.genomics.datasets.TASKS``, e.g. ``oct4-mafk``).
+            dataset: a named task: DNA (``zoo.domains.genomics.datasets.TASKS``, e.g. ``oct4-mafk``) or protein
+                (``zoo.domains.protein.datasets.TASKS``, e.g. ``localisation``).
             path: a CSV / TSV file (columns named by ``*_column``) or a FASTA file whose headers carry
                 ``label=<x>`` and optionally ``split=<s>`` (e.g. ``>seq1 label=1 split=train``).
             bed: a BED file of regions (``chrom start end [name] [score] [strand] [more...]``, 0-based
                 half-open) cut from ``genome``; minus-strand regions are reverse-complemented.
-            genome: a named genome (``yeast-s288c``) or a FASTA / GenBank / 2bit file; only with ``bed``.
+            genome: a named genome (``yeast-s288c``) or a FASTA / GenBank / 2bit file; only with ``bed`` (DNA).
                 Give exactly one of ``dataset``, ``path`` and ``bed``.
             sequence_column: column of the sequences (CSV/TSV).
             label_column: column of the labels (CSV/TSV); for BED the 1-based column number (``"4"`` is the
@@ -122,9 +140,9 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
                 integer labels must lie in ``[0, len(classes))``.
             val_fraction: fraction of rows for validation when there is no split column.
             test_fraction: fraction of rows for testing when there is no split column.
-            max_length: longest sequence accepted (bases); a longer one is an error unless ``truncate``.
-            truncate: keep the first ``max_length`` bases of longer sequences instead of failing.
-            rc_augment: reverse-complement half of the training examples (drawn from seed, epoch and index).
+            max_length: longest sequence accepted (bases / residues); a longer one is an error unless ``truncate``.
+            truncate: keep the first ``max_length`` bases / residues of longer sequences instead of failing.
+            rc_augment: reverse-complement half of the training examples (drawn from seed, epoch and index); DNA.
             max_train_samples: train on a seeded random subset of this many training rows (quick runs).
             pretraining_corpus: a named corpus (``dna-corpus``); warn when val/test regions overlap its
                 training segments (needs ``chrom``/``start``/``end``).
@@ -132,7 +150,10 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
             num_workers: DataLoader worker processes.
             seed: seed of the random split, the subsample, the order and the augmentation.
             cache_dir: data cache folder (default: the user cache).
-            unknown: what IUPAC ambiguity codes become: ``error`` or ``N``.
+            unknown: what IUPAC ambiguity codes become: ``error`` or ``N`` (DNA).
+            alphabet: ``dna`` or ``protein``; default: the named task's, else ``dna`` (files).
+            nonstandard: what the residues X B Z U O become (protein; default ``keep``): their own ids, ``X``, or
+                ``error`` (see ``ProteinTokenizer``).
         """
         super().__init__()
         given = [k for k, v in (("dataset", dataset), ("path", path), ("bed", bed)) if v is not None]
@@ -159,6 +180,29 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
             raise ValueError("data.truncate needs data.max_length")
         if unknown not in ("error", "N"):
             raise ValueError(f"data.unknown must be 'error' or 'N', got {unknown!r}")
+        self.alphabet: Alphabet = _resolve_alphabet(dataset, alphabet)
+        if self.alphabet == "protein":
+            # DNA-only options fail here, before any data is read, naming the option to drop.
+            dna_only = {
+                "bed": bed is not None,
+                "rc_augment": rc_augment,
+                "unknown": unknown != "error",
+                "pretraining_corpus": pretraining_corpus is not None,
+            }
+            for key, given in dna_only.items():
+                if given:
+                    raise ValueError(
+                        f"data.{key} is for DNA only (reverse complements, genome regions, IUPAC codes, DNA "
+                        f"corpora); the data here is protein: remove data.{key}"
+                        + (" (non-standard residues: data.nonstandard)" if key == "unknown" else "")
+                    )
+            self.tokenizer = ProteinTokenizer(nonstandard="keep" if nonstandard is None else nonstandard)
+        else:
+            if nonstandard is not None:
+                raise ValueError(
+                    "data.nonstandard is for protein only (data.alphabet=protein); for DNA see data.unknown"
+                )
+            self.tokenizer = DNATokenizer(unknown=unknown)
         self.dataset, self.path, self.bed, self.genome = dataset, path, bed, genome
         self.sequence_column, self.label_column, self.split_column = sequence_column, label_column, split_column
         self.task: Task | None = task
@@ -167,7 +211,6 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
         self.max_length, self.truncate, self.rc_augment = max_length, truncate, rc_augment
         self.max_train_samples, self.pretraining_corpus = max_train_samples, pretraining_corpus
         self.batch_size, self.num_workers, self.seed, self.cache_dir = batch_size, num_workers, seed, cache_dir
-        self.tokenizer = DNATokenizer(unknown=unknown)
         self.frame: pd.DataFrame | None = None
         self.label_mean: float | None = None
         self.label_std: float | None = None
@@ -181,7 +224,7 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Fetch a named task or genome into the cache once (rank 0) before any process reads it."""
         if self.dataset is not None:
-            _datasets().load_labelled(self.dataset, cache_dir=self.cache_dir)
+            _datasets(self.alphabet).load_labelled(self.dataset, cache_dir=self.cache_dir)
         elif self.genome is not None and not Path(self.genome).is_file():
             open_genome(self.genome, cache_dir=self.cache_dir)
 
@@ -208,8 +251,9 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
     def _read(self) -> tuple[pd.DataFrame, list[str]]:
         """The raw table and, per row, where it came from (for error messages)."""
         if self.dataset is not None:
-            frame = _datasets().load_labelled(self.dataset, cache_dir=self.cache_dir)
-            spec = _datasets().TASKS[self.dataset]
+            registry = _datasets(self.alphabet)
+            frame = registry.load_labelled(self.dataset, cache_dir=self.cache_dir)
+            spec = registry.TASKS[self.dataset]
             if self.task is None:
                 self.task = spec.task
             if self.classes is None and spec.classes:
@@ -314,15 +358,15 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
 
     def _check_sequences(self, frame: pd.DataFrame, where: list[str]) -> tuple[pd.DataFrame, list[np.ndarray]]:
         """Token ids of every row; empty, too long (unless truncated) and invalid sequences name their row."""
-        sequences, ids = [], []
+        sequences, ids, unit = [], [], _UNIT[self.alphabet]
         for i, seq in enumerate(frame["sequence"]):
             if not isinstance(seq, str) or not seq:
                 raise ValueError(f"{where[i]}: empty sequence")
             if self.max_length is not None and len(seq) > self.max_length:
                 if not self.truncate:
                     raise ValueError(
-                        f"{where[i]}: sequence of {len(seq)} bases is longer than data.max_length="
-                        f"{self.max_length} (set data.truncate=true to keep its first bases)"
+                        f"{where[i]}: sequence of {len(seq)} {unit} is longer than data.max_length="
+                        f"{self.max_length} (set data.truncate=true to keep its first {unit})"
                     )
                 seq = seq[: self.max_length]
             try:
@@ -450,6 +494,11 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
                 stacklevel=2,
             )
 
+    @property
+    def _collate(self):
+        # A partial of a module-level function, not a lambda: DataLoader workers must be able to pickle it.
+        return functools.partial(collate, pad_id=self.tokenizer.pad_id)
+
     def split_indices(self, split: str) -> np.ndarray:
         """Row indices of ``frame`` in ``split``."""
         return np.flatnonzero(self.frame["split"].to_numpy() == split)
@@ -465,7 +514,7 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
         world = self.trainer.world_size if self.trainer is not None else 1
         return resumable_loader(
             self, dataset, shuffle=shuffle, batch_size=self.batch_size, seed=self.seed,
-            num_workers=self.num_workers, drop_last=shuffle and world > 1, collate_fn=collate,
+            num_workers=self.num_workers, drop_last=shuffle and world > 1, collate_fn=self._collate,
         )  # fmt: skip
 
     def train_dataloader(self) -> ResumableDataLoader:
@@ -489,16 +538,49 @@ class LabelledSequenceDataModule(pl.LightningDataModule):
         return DataLoader(
             self._dataset("test", augment=False),
             batch_size=self.batch_size,
-            collate_fn=collate,
+            collate_fn=self._collate,
             num_workers=self.num_workers,
         )
 
 
-def _datasets():
-    """``zoo.domains.genomics.datasets``, imported when a named task is used."""
-    from zoo.domains.genomics import datasets
-
+def _datasets(alphabet: Alphabet):
+    """The named-task module of ``alphabet`` (``zoo.domains.<domain>.datasets``), imported when a task is used."""
+    # Explicit imports, not importlib on a built name: the set of registries is fixed and greppable.
+    if alphabet == "protein":
+        from zoo.domains.protein import datasets
+    else:
+        from zoo.domains.genomics import datasets
     return datasets
+
+
+def _resolve_alphabet(dataset: str | None, alphabet: Alphabet | None) -> Alphabet:
+    """The alphabet of a named task (the registry holding it) or of files (``alphabet``, default ``dna``).
+
+    An unknown task name is an error listing the close names of every registry; an ``alphabet`` that contradicts
+    the task's is an error too.
+    """
+    if alphabet is not None and alphabet not in TASK_REGISTRIES:
+        raise ValueError(f"data.alphabet must be one of {list(TASK_REGISTRIES)}, got {alphabet!r}")
+    if dataset is None:
+        return alphabet or "dna"
+    known: dict[str, str] = {}
+    for domain in TASK_REGISTRIES:
+        # Search the genomics registry first: the protein one is only imported when a name is not DNA.
+        tasks = _datasets(domain).TASKS
+        if dataset in tasks:
+            if alphabet is not None and alphabet != domain:
+                raise ValueError(
+                    f"data.alphabet={alphabet!r} but the named task {dataset!r} is {domain} "
+                    f"(drop data.alphabet or use a {alphabet} task)"
+                )
+            return domain
+        known.update({name: domain for name in tasks})
+    close = difflib.get_close_matches(dataset, known, n=3, cutoff=0.4)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    listing = "; ".join(
+        f"{domain}: {', '.join(sorted(n for n, d in known.items() if d == domain))}" for domain in TASK_REGISTRIES
+    )
+    raise ValueError(f"data.dataset: unknown labelled task {dataset!r}; {hint}known tasks ({listing})")
 
 
 def _bed_column(value: str, key: str, required: bool = True) -> int | None:
