@@ -65,9 +65,14 @@ def test_entry_has_card_and_declares_its_recipe(name):
         and "library_name: seqzoo" in card
         and f"license: {entry.license.lower()}" in card
     )
-    if entry.domain != "genomics":
-        # Protein and forecasting recipes land with their domains' tasks and data (later issues).
+    if entry.domain == "forecasting":
+        # Forecasting recipes land with that domain's tasks and data (a later issue).
         assert entry.recipe is None, "a declared recipe must exist"
+        return
+    if entry.domain == "protein":
+        assert entry.recipe == f"recipe://protein/{name}/pretrain"
+        recipe = yaml.safe_load(recipe_text(entry.recipe))
+        assert recipe["model"]["init_args"]["entry"] == name, "the entry's recipe trains that entry"
         return
     if entry.weights is not None and entry.weights.source != "seqzoo":
         # Another project pretrained it; its fine-tuning recipes land with the genomics tasks (issue 6).

@@ -12,6 +12,7 @@ PROTMAMBA_SMALL = Entry(
     description="ProtMamba style: 8 Mamba layers, d 128, homologs-as-context protein LM",
     reference="ProtMamba (Mamba-1 blocks, no MLP, fill-in-the-middle over homologs), scaled down",
     license="Apache-2.0",
+    recipe="recipe://protein/protmamba-small/pretrain",
     card="protmamba-small.md",
     config=ModelConfig(
         vocab="protein",

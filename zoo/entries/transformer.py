@@ -13,6 +13,7 @@ PROT_TRANSFORMER_SMALL = Entry(
     description="Attention baseline: 6 causal attention layers (RoPE, SwiGLU), d 128, the size of the protein SSMs",
     reference="A decoder-only protein LM (ProtGPT2 / ProGen style), scaled to prot-xlstm-small and protmamba-small",
     license="Apache-2.0",
+    recipe="recipe://protein/prot-transformer-small/pretrain",
     card="prot-transformer-small.md",
     # Same width, depth and MLP as prot-xlstm-small, so the protein benchmark compares mixers at equal size.
     config=ModelConfig(

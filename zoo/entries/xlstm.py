@@ -43,6 +43,7 @@ PROT_XLSTM_SMALL = Entry(
     description="Prot-xLSTM style: 6 mLSTM layers, d 128, homologs-as-context protein LM",
     reference="Bio-xLSTM Prot-xLSTM (mLSTM-only, fill-in-the-middle over homologs), scaled down",
     license="Apache-2.0",
+    recipe="recipe://protein/prot-xlstm-small/pretrain",
     card="prot-xlstm-small.md",
     config=ModelConfig(
         vocab="protein",
