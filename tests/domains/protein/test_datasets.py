@@ -346,5 +346,5 @@ def test_real_amp():
     check_splits(frame)
 
 
-REAL_LOCALISATION_SPLITS = {"train": 10_661, "val": 882, "test": 821}
-REAL_AMP_SPLITS = {"train": 3_919, "val": 341, "test": 360}
+REAL_LOCALISATION_SPLITS = {"train": 9_892, "val": 1_236, "test": 1_236}
+REAL_AMP_SPLITS = {"train": 3_696, "val": 462, "test": 462}
