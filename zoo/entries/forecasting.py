@@ -1,6 +1,7 @@
 """Forecasting backbones: continuous inputs (patch embeddings from the forecasting domain), no vocabulary."""
 
 from zoo.backbone import BackboneConfig, MixerConfigs
+from zoo.layers.attention import AttentionConfig
 from zoo.layers.hyena import HyenaConfig
 from zoo.layers.mamba2 import Mamba2Config
 from zoo.layers.mlp import MLPConfig
@@ -11,6 +12,12 @@ from zoo.registry import Entry
 
 _CONTEXT = 1024  # patches or time steps of look-back the backbone accepts
 _MLP = MLPConfig(kind="gelu", expand=2.0)
+# Bidirectional attention: a forecaster encodes a look-back that is entirely in the past, and its flatten head
+# reads every patch, so no patch needs to be hidden from another (PatchTST's encoder has no causal mask either).
+# No rotary positions: over patches the forecaster adds a learned position code (as PatchTST), and over
+# iTransformer-style variate tokens attention without positions treats the channels as a set.
+_ATTENTION = AttentionConfig(num_heads=4, causal=False, rotary=False)
+_MAMBA2 = Mamba2Config(d_state=64, headdim=32, expand=2, chunk_size=64)
 
 
 def _forecaster(name: str, family: str, pattern: str, mixers: MixerConfigs, description: str) -> Entry:
@@ -42,7 +49,7 @@ ENTRIES = (
         "mamba2-ts-small",
         "mamba2",
         "SSSS",
-        MixerConfigs(mamba2=Mamba2Config(d_state=64, headdim=32, expand=2, chunk_size=64)),
+        MixerConfigs(mamba2=_MAMBA2),
         "Mamba-2 forecasting backbone: 4 layers, d 128",
     ),
     _forecaster(
@@ -51,5 +58,19 @@ ENTRIES = (
         "msms",
         MixerConfigs(mlstm=MLSTMConfig(num_heads=4), slstm=SLSTMConfig(num_heads=4)),
         "xLSTM forecasting backbone: alternating mLSTM / sLSTM, 4 layers, d 128",
+    ),
+    _forecaster(
+        "attn-ts-small",
+        "transformer",
+        "AAAA",
+        MixerConfigs(attention=_ATTENTION),
+        "Attention forecasting backbone: 4 bidirectional attention layers, d 128",
+    ),
+    _forecaster(
+        "hybrid-ts-small",
+        "hybrid",
+        "SASA",
+        MixerConfigs(mamba2=_MAMBA2, attention=_ATTENTION),
+        "Hybrid forecasting backbone: Mamba-2 and bidirectional attention alternating, 4 layers, d 128",
     ),
 )
