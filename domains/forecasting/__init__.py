@@ -1,0 +1,1 @@
+"""Forecasting: long/wide pandas frames, named datasets, the long-horizon protocol, metrics, plots, forecasters."""
