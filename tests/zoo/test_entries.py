@@ -66,8 +66,10 @@ def test_entry_has_card_and_declares_its_recipe(name):
         and f"license: {entry.license.lower()}" in card
     )
     if entry.domain == "forecasting":
-        # Forecasting recipes land with that domain's tasks and data (a later issue).
-        assert entry.recipe is None, "a declared recipe must exist"
+        assert entry.recipe == f"recipe://forecasting/{name}/etth1-96"
+        recipe = yaml.safe_load(recipe_text(entry.recipe))
+        assert recipe["model"]["init_args"]["entry"] == name, "the entry's recipe trains that entry"
+        assert recipe["data"]["init_args"]["dataset"] == "etth1"
         return
     if entry.domain == "protein":
         assert entry.recipe == f"recipe://protein/{name}/pretrain"

@@ -29,6 +29,8 @@ def _forecaster(name: str, family: str, pattern: str, mixers: MixerConfigs, desc
         reference="channel-independent patch forecaster (PatchTST-style input) on a long-sequence backbone",
         license="Apache-2.0",
         card=f"{name}.md",
+        # the ETTh1 look-back-96 / horizon-96 run; etth1-192, -336 and -720 beside it cover the other horizons
+        recipe=f"recipe://forecasting/{name}/etth1-96",
         config=ModelConfig(
             vocab=None,
             max_seq_len=_CONTEXT,
