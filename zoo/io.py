@@ -15,6 +15,7 @@ import safetensors.torch
 import torch
 
 from zoo.config import from_dict, to_dict
+from zoo.data.artifacts import default_file_mode
 from zoo.model import ModelConfig, SeqModel
 
 CONFIG_NAME = "config.json"
@@ -44,8 +45,12 @@ def save_pretrained(
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         for item in tmp.iterdir():
+            # Temporary files are created owner-only (0600); the published files get the permissions any new
+            # file of this user gets, so a shared cache or a packaged snapshot stays readable by others.
+            item.chmod(default_file_mode())
             os.replace(item, folder / item.name)
     return folder
+
 
 
 def read_config(folder: str | os.PathLike) -> ModelConfig:

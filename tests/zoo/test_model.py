@@ -1,16 +1,20 @@
 """SeqModel behaviour: state continuation, decode, RC equivariance, bad input, save/load."""
 
 import math
+import os
+import stat
 
 import pytest
 import torch
 
 import zoo
 from zoo.backbone import BackboneConfig
+from zoo.data.artifacts import atomic_file
 from zoo.io import load_pretrained, save_pretrained
 from zoo.layers.mlp import MLPConfig
 from zoo.model import VOCABULARIES, ModelConfig, SeqModel
 from zoo.testing import assert_close
+from zoo.training.checkpoint import atomic_torch_save
 from zoo.vocab import DNA_TOKENS, dna_complement_map
 
 
@@ -141,6 +145,21 @@ def test_save_and_load_round_trip_is_bit_exact(tmp_path):
         assert torch.equal(a, b), name
     with torch.no_grad():
         assert torch.equal(model(ids).logits, again.eval()(ids).logits)
+
+
+def test_saved_files_get_the_users_file_mode_not_the_temporary_files(tmp_path):
+    # Files are written to owner-only (0600) temporaries and renamed into place; a shared cache or a snapshot
+    # shipped in the package must end up with the mode a plain open() would give (here umask 022 -> 0644).
+    old = os.umask(0o022)
+    try:
+        save_pretrained(tiny("M"), tmp_path / "m")
+        atomic_torch_save({"x": 1}, tmp_path / "last.ckpt")
+        with atomic_file(tmp_path / "cached.bin") as handle:
+            handle.write(b"data")
+    finally:
+        os.umask(old)
+    files = [*(tmp_path / "m").iterdir(), tmp_path / "last.ckpt", tmp_path / "cached.bin"]
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o644 for f in files}
 
 
 def test_loading_a_foreign_or_broken_folder_fails_clearly(tmp_path):

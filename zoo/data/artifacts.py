@@ -383,6 +383,14 @@ def _listing(names: list[str]) -> str:
     return f"it holds {shown}"
 
 
+def default_file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open(path, "w")`` would give a new file (temporary files
+    are created owner-only, ``0o600``, and would keep that mode after ``os.replace``)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_file(target: str | Path) -> Iterator[IO[bytes]]:
     """A binary file object whose contents replace ``target`` only if the ``with`` block succeeds.
@@ -395,6 +403,8 @@ def atomic_file(target: str | Path) -> Iterator[IO[bytes]]:
     try:
         with handle:
             yield handle
+        # NamedTemporaryFile is owner-only (0600); give the cached file the user's usual mode.
+        os.chmod(handle.name, default_file_mode())
         os.replace(handle.name, target)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
