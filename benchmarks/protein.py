@@ -72,6 +72,7 @@ PARTS = ("finetune", "perplexity", "dms")
 KMER_MODEL = "kmer-lr"
 WINDOW_MODEL = "onehot-window-lr"
 BLOSUM_MODEL = "blosum62"
+UNIGRAM_MODEL = "unigram"
 KMER_KS = (1, 2, 3)
 WINDOW = 7
 #: k of the k-mer similarity that ranks homologs against the wild type (3-mers: homologs of viral proteins
@@ -110,11 +111,22 @@ class NoWeights(RuntimeError):
 # Helpers ---------------------------------------------------------------------------------------------------
 
 
-def load_pretrained(family: str, device: str = "cpu"):
-    """``zoo.load(family, pretrained=True)``; any failure to get the weights raises ``NoWeights``."""
+def _weights(text: str) -> tuple[str, str]:
+    """``FAMILY=SOURCE`` of ``--weights``."""
+    family, sep, source = text.partition("=")
+    if not sep or not family or not source:
+        raise argparse.ArgumentTypeError(f"--weights takes FAMILY=SOURCE (e.g. x=local-dir:PATH), got {text!r}")
+    return family, source
+
+
+def load_pretrained(family: str, device: str = "cpu", weights: dict[str, str] | None = None):
+    """``zoo.load(family, pretrained=True)``, or ``zoo.load(weights[family])`` when ``--weights`` names a source for
+    it (e.g. ``local-dir:PATH`` of a ``zoo export``); any failure to get the weights raises ``NoWeights``."""
     import zoo
 
     try:
+        if weights and family in weights:
+            return zoo.load(weights[family], device=device)
         return zoo.load(family, pretrained=True, device=device)
     except (ValueError, NotImplementedError, OSError, RuntimeError) as err:
         raise NoWeights(f"{family}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
@@ -149,8 +161,9 @@ def baseline_config(args, task: str) -> str:
 
 def perplexity_config(args) -> str:
     """The settings a perplexity row depends on."""
+    weights = ",weights=" + "+".join(sorted(args.weights)) if args.weights else ""  # rows of other weights differ
     return (f"corpus={args.corpus},seqs={args.perplexity_sequences or 'all'},len={args.max_length},"
-            f"ctx={args.max_context_tokens}")  # fmt: skip
+            f"ctx={args.max_context_tokens}{weights}")  # fmt: skip
 
 
 def dms_config(args) -> str:
@@ -328,7 +341,7 @@ def run_perplexity(family: str, context: str, args) -> dict:
 
     row = partial(make_row, "perplexity", args.corpus, family, "pretrained", context, "-", perplexity_config(args))
     try:
-        model = load_pretrained(family, args.device)
+        model = load_pretrained(family, args.device, args.weights)
     except NoWeights as err:
         return row(status=NO_WEIGHTS, note=str(err)[:200])
     params = sum(p.numel() for p in model.parameters())
@@ -356,6 +369,36 @@ def run_perplexity(family: str, context: str, args) -> dict:
     return row(nats=mean, bits=mean / math.log(2), perplexity=math.exp(mean), tokens=tokens, n=len(dataset),
                params=params, seconds=time.perf_counter() - start, note=note,
                **pretrain_compute(args, family))  # fmt: skip
+
+
+def run_unigram(args) -> dict:
+    """The composition floor: each token scored by its frequency among the train split's query tokens (residues
+    and one ``[EOS]`` per sequence, add-one smoothed), on exactly the tokens the models' perplexity rows score."""
+    from zoo.domains.protein.corpus import load_corpus
+    from zoo.domains.protein.data import ProteinLMDataModule
+    from zoo.domains.protein.layout import EOS_ID
+    from zoo.domains.protein.tokenizer import ProteinTokenizer
+    from zoo.vocab import PROTEIN_TOKENS
+
+    row = partial(make_row, "perplexity", args.corpus, UNIGRAM_MODEL, "counts", "none", "-", perplexity_config(args))
+    options = {"corpus": args.corpus, "objective": "causal", "context": "none", "context_loss": False,
+               "max_length": args.max_length, "batch_size": args.batch_size, "seed": 0}  # fmt: skip
+    data = ProteinLMDataModule(**options, max_test_sequences=args.perplexity_sequences)
+    data.setup()
+    corpus = load_corpus(args.corpus)
+    tokenizer = ProteinTokenizer()
+    counts = np.zeros(len(PROTEIN_TOKENS), dtype=np.int64)
+    for index in corpus.indices("train"):
+        counts += np.bincount(tokenizer.encode(corpus.sequences[index]), minlength=len(counts))
+    counts[EOS_ID] += len(corpus.indices("train"))
+    log_p = np.log((counts + 1) / (counts + 1).sum())
+    nats, tokens = 0.0, 0
+    for batch in data.test_dataloader():
+        labels = batch["labels"][batch["labels"] != -100].numpy()
+        nats, tokens = nats - float(log_p[labels].sum()), tokens + len(labels)
+    mean = nats / tokens
+    return row(nats=mean, bits=mean / math.log(2), perplexity=math.exp(mean), tokens=tokens,
+               n=len(data.dataset("test")), params=int((counts > 0).sum()))  # fmt: skip
 
 
 # DMS -------------------------------------------------------------------------------------------------------
@@ -448,6 +491,8 @@ def plan(args) -> list[tuple[tuple, Callable[[], dict]]]:
                 add(("finetune", task, baseline, "-", "-", seed, baseline_config(args, task)),
                     partial(run_baseline, task, seed, args))  # fmt: skip
     if "perplexity" in args.parts:
+        add(("perplexity", args.corpus, UNIGRAM_MODEL, "counts", "none", "-", perplexity_config(args)),
+            partial(run_unigram, args))  # fmt: skip
         for family in args.families:
             for context in ("none", "cluster"):
                 add(("perplexity", args.corpus, family, "pretrained", context, "-", perplexity_config(args)),
@@ -636,7 +681,7 @@ def _render_perplexity(frame: pd.DataFrame, args) -> list[str]:
         "pretraining time | status |",
         "|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
-    for family in args.families:
+    for family in [*args.families, UNIGRAM_MODEL]:
         for _, r in runs[runs["model"] == family].iterrows():
             params = "" if pd.isna(r["params"]) else _count(float(r["params"]))
             ptokens = "" if pd.isna(r["pretrain_tokens"]) else _count(float(r["pretrain_tokens"]))
@@ -756,6 +801,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", default="uniprot-20k", help="pretraining corpus whose test split is scored")
     parser.add_argument("--perplexity-sequences", type=int, default=None, help="test sequences scored (all)")
     parser.add_argument("--max-context-tokens", type=int, default=8192, help="homolog tokens before a query")
+    parser.add_argument("--weights", type=_weights, nargs="+", default=[],
+                        help="FAMILY=SOURCE: evaluate these weights for FAMILY instead of its published ones, e.g. "
+                             "prot-xlstm-small=local-dir:runs/prot-xlstm-small (a zoo export)")  # fmt: skip
     parser.add_argument("--pretrain-compute", type=Path, default=None,
                         help='JSON {family: {"tokens": N, "seconds": S}} of the pretraining runs')  # fmt: skip
     parser.add_argument("--dms-method", choices=("llr", "wt-marginal", "masked-marginal"), default=None,
@@ -773,6 +821,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="results file to update (default benchmarks/RESULTS.md; none with --quick; "
                              "'--write none' writes no file: runs only fill --out)")  # fmt: skip
     args = parser.parse_args(argv)
+    args.weights = dict(args.weights)
     if args.quick:
         for name, value in QUICK.items():
             if getattr(args, name) == parser.get_default(name):  # an explicit flag wins over the preset

@@ -12,6 +12,7 @@ from rich.console import Console
 import zoo
 from zoo.domains.protein import corpus, datasets, dms, structure
 from zoo.domains.protein.tokenizer import STANDARD
+from zoo.vocab import PROTEIN_TOKENS
 
 FAMILY = "prot-transformer-small"
 MOTIF = "KKLLKK"
@@ -176,9 +177,20 @@ def test_perplexity_and_dms_parts(bench, tmp_path, monkeypatch):
     assert (blosum["status"] == "ok").all() and blosum["spearman"].between(-1, 1).all() and (blosum["n"] == 12).all()
 
     # With weights (a random model stands in): every row is scored.
-    monkeypatch.setattr(bench, "load_pretrained", lambda family, device="cpu": zoo.load(family, pretrained=False))
+    monkeypatch.setattr(bench, "load_pretrained",
+                        lambda family, device="cpu", weights=None: zoo.load(family, pretrained=False))  # fmt: skip
     frame = bench.run(args, _quiet())
-    perplexity = frame[frame["part"] == "perplexity"].set_index("context")
+    # The unigram floor: the train split's residue + [EOS] frequencies (add-one), on the same scored tokens.
+    unigram = frame[frame["model"] == bench.UNIGRAM_MODEL].iloc[0]
+    train = [s for s, split in zip(sequences, toy.split) if split == "train"]
+    test = [s for s, split in zip(sequences, toy.split) if split == "test"]
+    counts = {aa: sum(s.count(aa) for s in train) for aa in STANDARD} | {"[EOS]": len(train)}
+    total = sum(counts.values()) + len(PROTEIN_TOKENS)  # add-one over the whole vocabulary
+    expected = -sum(math.log((counts[aa] + 1) / total) for s in test for aa in s) - len(test) * math.log(
+        (len(train) + 1) / total)
+    assert unigram["status"] == "ok" and unigram["tokens"] == sum(len(s) + 1 for s in test)
+    assert unigram["nats"] == pytest.approx(expected / unigram["tokens"], rel=1e-9)
+    perplexity = frame[(frame["part"] == "perplexity") & (frame["model"] == FAMILY)].set_index("context")
     assert (perplexity["status"] == "ok").all()
     # Only the query's residues + [EOS] are scored, context or not: the same token count both ways.
     test_sequences = [s for s, split in zip(sequences, toy.split) if split == "test"]
