@@ -161,14 +161,20 @@ def baseline_config(args, task: str) -> str:
 
 def perplexity_config(args) -> str:
     """The settings a perplexity row depends on."""
-    weights = ",weights=" + "+".join(sorted(args.weights)) if args.weights else ""  # rows of other weights differ
     return (f"corpus={args.corpus},seqs={args.perplexity_sequences or 'all'},len={args.max_length},"
-            f"ctx={args.max_context_tokens}{weights}")  # fmt: skip
+            f"ctx={args.max_context_tokens}{_weights_tag(args)}")  # fmt: skip
+
+
+def _weights_tag(args) -> str:
+    """Rows scored with ``--weights`` overrides are other runs than those of the published weights (one tag for
+    any override, so runs of several invocations with different ``--weights`` render together)."""
+    return ",weights=override" if args.weights else ""
 
 
 def dms_config(args) -> str:
     """The settings a DMS row depends on."""
-    return f"method={args.dms_method or 'default'},mutations={args.max_mutations or 'all'},homologs={args.homologs}"
+    return (f"method={args.dms_method or 'default'},mutations={args.max_mutations or 'all'},homologs={args.homologs}"
+            f"{_weights_tag(args)}")  # fmt: skip
 
 
 def make_row(part: str, task: str, model: str, init: str, context: str, seed: int | str, config: str,
@@ -443,7 +449,7 @@ def run_dms(assay_name: str, family: str, context: str, args) -> dict:
     if context == "homologs" and dms.ASSAYS[assay_name].homologs is None:
         return row(status="n/a: no homologs ship with this assay")
     try:
-        model = load_pretrained(family, args.device)
+        model = load_pretrained(family, args.device, args.weights)
     except NoWeights as err:
         return row(status=NO_WEIGHTS, note=str(err)[:200])
     assay = _assay_subset(dms.load_assay(assay_name), args)
