@@ -174,8 +174,8 @@ def test_real_secondary_structure_quick_run():
     dm = ResidueLabelDataModule(labels="q3", max_chains=2000, batch_size=8, max_length=512)
     dm.setup()
     assert dm.frame["split"].value_counts().to_dict() == {"train": 1600, "val": 200, "test": 200}
-    assert sum(len(x) for x in dm._ids) == 499061
-    assert sum(int((y != IGNORE_INDEX).sum()) for y in dm._labels) == 466496
+    assert sum(len(x) for x in dm._ids) == 529211
+    assert sum(int((y != IGNORE_INDEX).sum()) for y in dm._labels) == 496997
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == batch["labels"].shape and batch["input_ids"].shape[1] <= 512
     assert set(batch["labels"].unique().tolist()) <= {IGNORE_INDEX, 0, 1, 2}
