@@ -190,8 +190,12 @@ def test_corpus_refuses_a_cluster_in_two_splits():
 
 
 @pytest.fixture(scope="module")
-def real_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("seqzoo-cache")
+def real_cache():
+    # The user's cache, as every other data test: the debug protein recipe reads the same corpus, and a fresh
+    # machine then downloads and clusters it once, not twice.
+    from zoo.data.artifacts import default_cache_dir
+
+    return default_cache_dir()
 
 
 @pytest.mark.data
