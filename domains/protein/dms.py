@@ -21,9 +21,10 @@ Assays (``ASSAYS``; every mutation is a single substitution to one of the 20 sta
 * ``"spike-ba1-cell-entry"``: SARS-CoV-2 Omicron BA.1 spike, pseudovirus cell entry (Dadonaite et al. 2023),
   ``notebooks/Omicron_BA.1_muteffects_observed.csv`` of the ``polyclonal==6.17`` sdist: the observed
   mutation ``effect`` column (latent-phenotype effect on entry, averaged over libraries). Wild type: the
-  ``wildtype`` column over ``sequential_site`` 1..1250 (the library's spike construct, whose last 20 residues
-  of the cytoplasmic tail are absent as in the lentiviral pseudotyping construct); stop ``*`` and deletion
-  ``-`` rows are dropped (10,521 rows -> 9,554 substitutions). ``site`` keeps the Wuhan-Hu-1 reference site.
+  ``wildtype`` column over ``sequential_site`` 1..1249 (the library's spike construct, whose last 20 residues
+  of the cytoplasmic tail are absent as in the lentiviral pseudotyping construct; its site 1250 is the stop
+  codon, and the 5 read-through mutations there are no substitutions of the protein); stop ``*`` and deletion
+  ``-`` rows are dropped (10,521 rows -> 9,549 substitutions). ``site`` keeps the Wuhan-Hu-1 reference site.
 
 DMS score of preference data: ``log(pref_mut / pref_wt)`` (natural log), the ProteinGym convention for
 the Bloom-lab preference assays (Notin et al. 2023, ProteinGym; Riesselman et al. 2018 before it); a monotone
@@ -261,7 +262,17 @@ def _parse_spike(paths: dict[str, Path]) -> tuple[str, pd.DataFrame]:
     if list(sites.index) != list(range(1, len(sites) + 1)):
         raise ValueError("sequential sites do not cover 1..N without gaps: the wild type cannot be read from them")
     wildtype = "".join(s[0] for s in sites)
-    kept = table[table["mutant"].isin(list(STANDARD)) & (table["mutant"] != table["wildtype"])]
+    # The construct's last site is its stop codon: mutations there read through it rather than substitute a
+    # residue of the protein, so the protein (and the assay) ends before it.
+    protein = wildtype.removesuffix("*")
+    if "*" in protein:
+        raise ValueError(f"sequential site {protein.index('*') + 1} is a stop codon inside the spike wild type")
+    kept = table[
+        table["mutant"].isin(list(STANDARD))
+        & (table["mutant"] != table["wildtype"])
+        & (table["sequential_site"] <= len(protein))
+    ]
+    wildtype = protein
     mutations = pd.DataFrame({
         "mutation": kept["wildtype"] + kept["sequential_site"].astype(str) + kept["mutant"],
         "score": kept["effect"].astype(float),
@@ -322,7 +333,7 @@ ASSAYS: dict[str, AssaySpec] = {
         parse=_parse_spike,
         citation="Dadonaite B, Crawford KHD, Radford CE, et al. (2023). A pseudovirus system enables deep mutational "
         "scanning of the full SARS-CoV-2 spike. Cell 186:1263.",
-        expected={"sites": 1250, "mutations": 9_554, "length": 1250},
+        expected={"sites": 1249, "mutations": 9_549, "length": 1249},
     ),
 }
 
