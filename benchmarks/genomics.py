@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import shlex
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -42,11 +40,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.progress import Progress
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import cpu_name, replace_section
+import run_table
+from results import replace_section
+from run_table import NoWeights, count, first_line, machine, selected
 
 TASKS = ("oct4-mafk", "fly-promoters", "species", "ars1")
 FAMILIES = ("hyenadna-tiny", "hybridna-small", "caduceus-small", "dna-xlstm-small")
@@ -64,10 +63,6 @@ COLUMNS = (
 #: The quick preset (``--quick``): seconds per run on a laptop CPU.
 QUICK = {"seeds": [0], "steps": 4, "batch_size": 8, "max_train_samples": 64, "cnn_epochs": 2,
          "perplexity_bases": 2_000, "max_variants": 64, "markov_orders": [2]}  # fmt: skip
-
-
-class NoWeights(RuntimeError):
-    """The family's pretrained weights cannot be loaded (not published yet, or not reachable)."""
 
 
 # Helpers ---------------------------------------------------------------------------------------------------
@@ -98,7 +93,7 @@ def load_pretrained(family: str, device: str = "cpu"):
     try:
         return zoo.load(family, pretrained=True, device=device)
     except (ValueError, NotImplementedError, OSError, RuntimeError) as err:
-        raise NoWeights(f"{family}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+        raise NoWeights(f"{family}: {first_line(err) or type(err).__name__}") from err
 
 
 def classification_metrics(labels: np.ndarray, proba: np.ndarray) -> dict:
@@ -379,51 +374,14 @@ def plan(args) -> list[tuple[tuple, Callable[[], dict]]]:
 
 def read_runs(path: Path) -> pd.DataFrame:
     """The run CSV (empty with the right columns if absent)."""
-    if not path.exists():
-        return pd.DataFrame(columns=list(COLUMNS))
-    frame = pd.read_csv(path, dtype={"seed": str, "key": str, "config": str, "note": str})
-    missing = [c for c in ("key", "status") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: not a run table of benchmarks/genomics.py (missing columns {missing}); "
-                         "pass another --out or delete it")  # fmt: skip
-    return frame
-
-
-def write_runs(frame: pd.DataFrame, path: Path) -> None:
-    """Write the run CSV atomically (a crash mid-write keeps the previous file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    return run_table.read_runs(path, COLUMNS, "benchmarks/genomics.py")
 
 
 def run(args, console: Console | None = None) -> pd.DataFrame:
-    """Run every planned run not already ``ok`` in ``args.out`` (all with ``args.force``), saving after each.
-
-    Returns the whole table (old and new rows). A run that raises becomes a row with status ``error: ...``
-    (retried next time) and the traceback is printed, so one broken family does not lose the others.
-    """
-    console = console or Console()
-    frame = read_runs(args.out)
-    done = set(frame.loc[frame["status"] == "ok", "key"])
-    planned = plan(args)
-    todo = [(row_args, thunk) for row_args, thunk in planned if args.force or make_row(*row_args)["key"] not in done]
-    console.log(f"{len(todo)} runs to do, {len(planned) - len(todo)} already in {args.out}")
-    with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task("genomics benchmark", total=len(todo))
-        for row_args, thunk in todo:
-            progress.update(bar, description=make_row(*row_args)["key"])
-            try:
-                row = thunk()
-            except Exception as err:  # recorded and shown; the other runs go on
-                console.print(traceback.format_exc(), markup=False, highlight=False)
-                message = str(err).splitlines()[0][:150] if str(err) else ""
-                row = make_row(*row_args, status=f"error: {type(err).__name__}: {message}")
-            frame = pd.concat([frame[frame["key"] != row["key"]], pd.DataFrame([row])], ignore_index=True)
-            write_runs(frame, args.out)
-            console.log(_describe(row))
-            progress.advance(bar)
-    return frame
+    """Run every planned run not already ``ok`` in ``args.out`` (all with ``args.force``), saving after each;
+    the whole table (old and new rows) comes back (see ``run_table.run_planned``)."""
+    return run_table.run_planned(read_runs(args.out), plan(args), make_row, args.out, args.force, _describe,
+                                 "genomics benchmark", console or Console())  # fmt: skip
 
 
 def _describe(row: dict) -> str:
@@ -444,10 +402,6 @@ def mean_std(mean: float, std: float, count: int) -> str:
     if count == 0 or not np.isfinite(mean):
         return ""
     return f"{mean:.3f}" if count < 2 else f"{mean:.3f} ± {std:.3f}"
-
-
-def _selected(frame: pd.DataFrame, part: str, configs: set[str]) -> pd.DataFrame:
-    return frame[(frame["part"] == part) & frame["config"].isin(configs)]
 
 
 def render(frame: pd.DataFrame, args, command: str) -> str:
@@ -473,7 +427,7 @@ def render(frame: pd.DataFrame, args, command: str) -> str:
 
 def _render_finetune(frame: pd.DataFrame, args) -> list[str]:
     configs = {finetune_config(args), baseline_config(args, KMER_MODEL), baseline_config(args, CNN_MODEL)}
-    runs = _selected(frame, "finetune", configs)
+    runs = selected(frame, "finetune", configs)
     runs = runs[runs["task"].isin(args.tasks) & runs["seed"].astype(str).isin([str(s) for s in args.seeds])]
     lines = [
         "### Fine-tuning and baselines (test split)",
@@ -543,7 +497,7 @@ def render_targets(runs: pd.DataFrame, args) -> list[str]:
 
 
 def _render_perplexity(frame: pd.DataFrame, args) -> list[str]:
-    runs = _selected(frame, "perplexity", {perplexity_config(args)})
+    runs = selected(frame, "perplexity", {perplexity_config(args)})
     lines = [
         f"### Held-out perplexity ({args.corpus} test segments)",
         "",
@@ -557,7 +511,7 @@ def _render_perplexity(frame: pd.DataFrame, args) -> list[str]:
     ]
     for model in [*args.families, *(f"markov-{k}" for k in args.markov_orders)]:
         for _, r in runs[runs["model"] == model].iterrows():
-            params = "" if pd.isna(r["params"]) else _count(float(r["params"]))
+            params = "" if pd.isna(r["params"]) else count(float(r["params"]))
             bpb = "" if pd.isna(r["bits_per_base"]) else f"{float(r['bits_per_base']):.3f}"
             bases = "" if pd.isna(r["bases"]) else f"{int(r['bases']):,}"
             note = r["note"] if r["status"] == "ok" and isinstance(r["note"], str) and r["note"] else ""
@@ -567,7 +521,7 @@ def _render_perplexity(frame: pd.DataFrame, args) -> list[str]:
 
 
 def _render_zero_shot(frame: pd.DataFrame, args) -> list[str]:
-    runs = _selected(frame, "zero-shot", {zero_shot_config(args)})
+    runs = selected(frame, "zero-shot", {zero_shot_config(args)})
     lines = [
         "### ARS1 zero-shot (test split)",
         "",
@@ -583,16 +537,6 @@ def _render_zero_shot(frame: pd.DataFrame, args) -> list[str]:
             n = "" if pd.isna(r["n"]) else f"{int(r['n']):,}"
             lines.append(f"| {family} | {rho} | {n} | {r['status']} |")
     return [*lines, ""]
-
-
-def _count(n: float) -> str:
-    """``64`` or ``0.45M``: a parameter count."""
-    return f"{n / 1e6:.2f}M" if n >= 100_000 else f"{int(n):,}"
-
-
-def machine() -> str:
-    """One line naming the CPU (or GPU) and Python."""
-    return f"{cpu_name()}, Python {platform.python_version()}"
 
 
 # Command line ----------------------------------------------------------------------------------------------

@@ -41,12 +41,10 @@ import argparse
 import json
 import logging
 import math
-import platform
 import shlex
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -54,11 +52,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.progress import Progress
 
 # The sibling module, also when run with PYTHONSAFEPATH=1 (which keeps the script's folder off sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import cpu_name, replace_section
+import run_table
+from results import replace_section
+from run_table import NoWeights, count, first_line, machine, selected
 
 #: Per-residue tasks: name -> labels of ``ResidueLabelDataModule``.
 RESIDUE_TASKS = {"secondary-structure-q3": "q3", "secondary-structure-q8": "q8"}
@@ -104,10 +103,6 @@ PUBLISHED_DMS = (
 )
 
 
-class NoWeights(RuntimeError):
-    """The family's pretrained weights cannot be loaded (not published yet, or not reachable)."""
-
-
 # Helpers ---------------------------------------------------------------------------------------------------
 
 
@@ -129,7 +124,7 @@ def load_pretrained(family: str, device: str = "cpu", weights: dict[str, str] | 
             return zoo.load(weights[family], device=device)
         return zoo.load(family, pretrained=True, device=device)
     except (ValueError, NotImplementedError, OSError, RuntimeError) as err:
-        raise NoWeights(f"{family}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+        raise NoWeights(f"{family}: {first_line(err) or type(err).__name__}") from err
 
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict:
@@ -188,7 +183,7 @@ def make_row(part: str, task: str, model: str, init: str, context: str, seed: in
 
 
 def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+    return first_line(err)[:200] or type(err).__name__
 
 
 # Fine-tuning -----------------------------------------------------------------------------------------------
@@ -515,51 +510,14 @@ def plan(args) -> list[tuple[tuple, Callable[[], dict]]]:
 
 def read_runs(path: Path) -> pd.DataFrame:
     """The run CSV (empty with the right columns if absent)."""
-    if not path.exists():
-        return pd.DataFrame(columns=list(COLUMNS))
-    frame = pd.read_csv(path, dtype={"seed": str, "key": str, "config": str, "note": str, "context": str})
-    missing = [c for c in ("key", "status", "context") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: not a run table of benchmarks/protein.py (missing columns {missing}); "
-                         "pass another --out or delete it")  # fmt: skip
-    return frame
-
-
-def write_runs(frame: pd.DataFrame, path: Path) -> None:
-    """Write the run CSV atomically (a crash mid-write keeps the previous file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    return run_table.read_runs(path, COLUMNS, "benchmarks/protein.py", text_columns=("context",))
 
 
 def run(args, console: Console | None = None) -> pd.DataFrame:
-    """Run every planned run not already ``ok`` in ``args.out`` (all with ``args.force``), saving after each.
-
-    Returns the whole table (old and new rows). A run that raises becomes a row with status ``error: ...``
-    (retried next time) and the traceback is printed, so one broken family does not lose the others.
-    """
-    console = console or Console()
-    frame = read_runs(args.out)
-    done = set(frame.loc[frame["status"] == "ok", "key"])
-    planned = plan(args)
-    todo = [(row_args, thunk) for row_args, thunk in planned if args.force or make_row(*row_args)["key"] not in done]
-    console.log(f"{len(todo)} runs to do, {len(planned) - len(todo)} already in {args.out}")
-    with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task("protein benchmark", total=len(todo))
-        for row_args, thunk in todo:
-            progress.update(bar, description=make_row(*row_args)["key"])
-            try:
-                row = thunk()
-            except Exception as err:  # recorded and shown; the other runs go on
-                console.print(traceback.format_exc(), markup=False, highlight=False)
-                row = make_row(*row_args, status=f"error: {type(err).__name__}: {_first_line(err)[:150]}")
-            new = pd.DataFrame([row]).astype({"seed": str})
-            frame = _numeric(pd.concat([frame[frame["key"] != row["key"]], new], ignore_index=True))
-            write_runs(frame, args.out)
-            console.log(_describe(row))
-            progress.advance(bar)
-    return frame
+    """Run every planned run not already ``ok`` in ``args.out`` (all with ``args.force``), saving after each;
+    the whole table (old and new rows) comes back (see ``run_table.run_planned``)."""
+    return run_table.run_planned(read_runs(args.out), plan(args), make_row, args.out, args.force, _describe,
+                                 "protein benchmark", console or Console(), tidy=_numeric)  # fmt: skip
 
 
 #: Columns of numbers (rows without a value hold NaN, so the columns stay numeric).
@@ -590,10 +548,6 @@ def _status(rows: pd.DataFrame) -> str:
     return "ok" if not bad else "; ".join(bad)
 
 
-def _selected(frame: pd.DataFrame, part: str, configs: set[str]) -> pd.DataFrame:
-    return frame[(frame["part"] == part) & frame["config"].isin(configs)]
-
-
 def render(frame: pd.DataFrame, args, command: str) -> str:
     """The markdown section of RESULTS.md from the run table, restricted to the runs ``args`` asks for."""
     import torch
@@ -619,7 +573,7 @@ def render(frame: pd.DataFrame, args, command: str) -> str:
 
 def _finetune_runs(frame: pd.DataFrame, args) -> pd.DataFrame:
     configs = {finetune_config(args), *(baseline_config(args, t) for t in args.tasks)}
-    runs = _selected(frame, "finetune", configs)
+    runs = selected(frame, "finetune", configs)
     return runs[runs["task"].isin(args.tasks) & runs["seed"].astype(str).isin([str(s) for s in args.seeds])]
 
 
@@ -662,19 +616,12 @@ def _method_order(args, task: str) -> list[tuple[str, str]]:
     return [*methods, (WINDOW_MODEL if task in RESIDUE_TASKS else KMER_MODEL, "-")]
 
 
-def _count(n: float) -> str:
-    """``0.94M`` or ``640``: a count."""
-    if n >= 1e9:
-        return f"{n / 1e9:.2f}B"
-    return f"{n / 1e6:.2f}M" if n >= 100_000 else f"{int(n):,}"
-
-
 def _cell(value, fmt: str = "{:.3f}") -> str:
     return "" if value is None or pd.isna(value) else fmt.format(float(value))
 
 
 def _render_perplexity(frame: pd.DataFrame, args) -> list[str]:
-    runs = _selected(frame, "perplexity", {perplexity_config(args)})
+    runs = selected(frame, "perplexity", {perplexity_config(args)})
     lines = [
         f"### Held-out perplexity ({args.corpus} test split, held out by similarity)",
         "",
@@ -689,8 +636,8 @@ def _render_perplexity(frame: pd.DataFrame, args) -> list[str]:
     ]
     for family in [*args.families, UNIGRAM_MODEL]:
         for _, r in runs[runs["model"] == family].iterrows():
-            params = "" if pd.isna(r["params"]) else _count(float(r["params"]))
-            ptokens = "" if pd.isna(r["pretrain_tokens"]) else _count(float(r["pretrain_tokens"]))
+            params = "" if pd.isna(r["params"]) else count(float(r["params"]))
+            ptokens = "" if pd.isna(r["pretrain_tokens"]) else count(float(r["pretrain_tokens"]))
             ptime = "" if pd.isna(r["pretrain_seconds"]) else f"{float(r['pretrain_seconds']) / 3600:.1f} h"
             note = r["note"] if r["status"] == "ok" and isinstance(r["note"], str) and r["note"] else ""
             status = r["status"] + (f" ({note})" if note else "")
@@ -700,7 +647,7 @@ def _render_perplexity(frame: pd.DataFrame, args) -> list[str]:
 
 
 def _render_dms(frame: pd.DataFrame, args) -> list[str]:
-    runs = _selected(frame, "dms", {dms_config(args)})
+    runs = selected(frame, "dms", {dms_config(args)})
     lines = [
         "### DMS zero-shot (Spearman, higher is better)",
         "",
@@ -759,7 +706,7 @@ def render_targets(frame: pd.DataFrame, args) -> list[str]:
                                      (f"pretrained > {baseline}", (task, baseline, "-"))):  # fmt: skip
                     lines.append(f"| finetune | {task} | {family} | {label} | {_verdict(mine, mean.get(other))} |")
     if "dms" in args.parts:
-        runs = _selected(frame, "dms", {dms_config(args)})
+        runs = selected(frame, "dms", {dms_config(args)})
         ok = runs[runs["status"] == "ok"].set_index(["task", "model", "context"])["spearman"]
         for assay in [a for a in args.assays if a in CONTEXT_ASSAYS]:
             for family in args.families:
@@ -774,11 +721,6 @@ def _verdict(mine, other) -> str:
     if other is None or pd.isna(other):
         return "n/a (comparison not run)"
     return f"{'yes' if mine > other else 'no'} ({mine:.3f} vs {other:.3f})"
-
-
-def machine() -> str:
-    """One line naming the CPU and Python."""
-    return f"{cpu_name()}, Python {platform.python_version()}"
 
 
 # Command line ----------------------------------------------------------------------------------------------

@@ -178,7 +178,7 @@ def test_quick_preset_and_argument_checks(bench):
 def test_report_only_renders_existing_rows_without_running(bench, tmp_path, monkeypatch):
     out = tmp_path / "runs.csv"
     row = bench.make_row("finetune", "toy-cls", bench.KMER_MODEL, "-", 0, "n=all", status="ok", accuracy=0.75)
-    bench.write_runs(pd.DataFrame([row]), out)
+    bench.run_table.write_runs(pd.DataFrame([row]), out)
     monkeypatch.setattr(bench, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("nothing may run")))
     results = tmp_path / "RESULTS.md"
     bench.main(["--report-only", "--tasks", "toy-cls", "--families", FAMILY, "--seeds", "0", "--parts", "finetune",

@@ -244,7 +244,7 @@ def test_report_only_renders_existing_rows_without_running(bench, tmp_path, monk
     args = bench.parse_args(["--tasks", "amp", "--families", FAMILY, "--seeds", "0", "--parts", "finetune"])
     row = bench.make_row("finetune", "amp", bench.KMER_MODEL, "-", "-", 0, bench.baseline_config(args, "amp"),
                          accuracy=0.75, balanced_accuracy=0.7, f1=0.72, note="k=2 (val accuracy k1 0.6)")  # fmt: skip
-    bench.write_runs(pd.DataFrame([row]), out)
+    bench.run_table.write_runs(pd.DataFrame([row]), out)
     monkeypatch.setattr(bench, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("nothing may run")))
     results = tmp_path / "RESULTS.md"
     bench.main(["--report-only", "--tasks", "amp", "--families", FAMILY, "--seeds", "0", "--parts", "finetune",
