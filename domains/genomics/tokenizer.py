@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from zoo.vocab import DNA_TOKENS, dna_complement_map
+from zoo.vocab import DNA_TOKENS, dna_complement_map, pad_encoded
 
 _ID = {token: i for i, token in enumerate(DNA_TOKENS)}
 BASES = "ACGTN"
@@ -148,21 +148,8 @@ class DNATokenizer:
         causal model needs for its outputs to ignore the padding); ``"left"`` aligns the sequences' ends
         (e.g. to continue them all by one step together).
         """
-        if padding_side not in ("right", "left"):
-            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         encoded = [self.encode(s) for s in seqs]
-        longest = max((len(e) for e in encoded), default=0)
-        width = longest if pad_to is None else pad_to
-        if longest > width:
-            index = next(i for i, e in enumerate(encoded) if len(e) > width)
-            raise ValueError(f"sequence {index} has {len(encoded[index])} bases, more than pad_to={pad_to}")
-        ids = np.full((len(encoded), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(encoded), width), dtype=bool)
-        for row, e in enumerate(encoded):
-            columns = slice(0, len(e)) if padding_side == "right" else slice(width - len(e), width)
-            ids[row, columns] = e
-            mask[row, columns] = True
-        return ids, mask
+        return pad_encoded(encoded, self.pad_id, pad_to, padding_side, "bases")
 
     def _bytes(self, seq: str | bytes) -> bytes:
         if isinstance(seq, str):

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from zoo.vocab import PROTEIN_TOKENS
+from zoo.vocab import PROTEIN_TOKENS, pad_encoded
 
 _ID = {token: i for i, token in enumerate(PROTEIN_TOKENS)}
 #: The 20 standard amino acids, in vocabulary order.
@@ -180,26 +180,13 @@ class ProteinTokenizer:
         causal model needs for its outputs to ignore the padding); ``"left"`` aligns the sequences' ends.
         Errors name the sequence's index in ``seqs``.
         """
-        if padding_side not in ("right", "left"):
-            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         encoded = []
         for i, seq in enumerate(seqs):
             try:
                 encoded.append(self.encode(seq))
             except ValueError as error:
                 raise ValueError(f"sequence {i}: {error}") from None
-        longest = max((len(e) for e in encoded), default=0)
-        width = longest if pad_to is None else pad_to
-        if longest > width:
-            index = next(i for i, e in enumerate(encoded) if len(e) > width)
-            raise ValueError(f"sequence {index} has {len(encoded[index])} residues, more than pad_to={pad_to}")
-        ids = np.full((len(encoded), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(encoded), width), dtype=bool)
-        for row, e in enumerate(encoded):
-            columns = slice(0, len(e)) if padding_side == "right" else slice(width - len(e), width)
-            ids[row, columns] = e
-            mask[row, columns] = True
-        return ids, mask
+        return pad_encoded(encoded, self.pad_id, pad_to, padding_side, "residues")
 
     def _bytes(self, seq: str | bytes) -> bytes:
         if isinstance(seq, str):
