@@ -83,7 +83,12 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
     from zoo.export import export_checkpoint
 
     folder = export_checkpoint(
-        args.checkpoint, args.out_dir, metrics_csv=args.metrics, base_model=args.base_model, dataset=args.dataset
+        args.checkpoint,
+        args.out_dir,
+        metrics_csv=args.metrics,
+        base_model=args.base_model,
+        dataset=args.dataset,
+        run_config=args.run_config,
     )
     console.print(f"exported {args.checkpoint} -> {folder} (config.json, model.safetensors, README.md)")
     return 0
@@ -162,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="metrics.csv with test results (default: the checkpoint's run)")
     p.add_argument("--base-model", default=None, help="Hub repo the run started from (default: the checkpoint's)")
     p.add_argument("--dataset", default=None, help="dataset the card names (default: the entry template's)")
+    p.add_argument("--run-config", default=None, help="the run's config.yaml (default: the checkpoint's run)")
     p.set_defaults(run=_cmd_export)
     p = sub.add_parser("push", help="upload an exported folder to a Hugging Face Hub model repo")
     p.add_argument("folder", help="a folder written by zoo export (config.json, model.safetensors, README.md)")

@@ -25,6 +25,11 @@ from zoo.registry import UnknownModelError, get_entry
 from zoo.training.task import CHECKPOINT_KEY
 
 METRICS_FILE = "metrics.csv"
+#: Tasks whose checkpoints hold more than a backbone (a head the user needs too), and the function that exports
+#: their whole model; imported only when such a checkpoint is exported (the domains build on zoo, not the reverse).
+TASK_EXPORTERS = {
+    "zoo.domains.forecasting.task.ForecastingTask": "zoo.domains.forecasting.pretrained:export_forecaster",
+}
 
 
 def load_checkpoint_model(ckpt_path: str | Path) -> tuple[SeqModel, dict]:
@@ -74,6 +79,8 @@ def render_card(
     base_model: str | None = None,
     dataset: str | None = None,
     run_config: dict | None = None,
+    usage: str | None = None,
+    parameters: int | None = None,
 ) -> str:
     """A Hugging Face model card for an exported run: front matter with a ``model-index`` + sections.
 
@@ -82,7 +89,8 @@ def render_card(
     rendered from the model and the run. ``base_model`` (default: the record's ``base_model``) names the
     checkpoint this run was fine-tuned from; ``dataset`` (default: the template's first ``datasets`` item)
     names the evaluation data in the ``model-index``. ``run_config`` is the run's resolved LightningCLI
-    config (``config.yaml``): its data, trainer and optimizer settings are listed under Training.
+    config (``config.yaml``): its data, trainer and optimizer settings are listed under Training. ``usage``
+    replaces the "How to use" code and ``parameters`` the parameter count of ``model`` (a task model around it).
     """
     entry = _entry(record)
     name = entry.name if entry else "seqzoo-model"
@@ -105,7 +113,9 @@ def render_card(
         eval_results=_eval_results(metrics, record, pipeline_tag, dataset or (datasets or [None])[0]) or None,
         **front,
     )
-    sections = _rendered_sections(model, record, metrics, source, entry)
+    sections = _rendered_sections(model, record, metrics, source, entry, parameters)
+    if usage is not None:
+        sections["How to use"] = usage
     if run_config:
         sections["Training"] += "\n\n" + describe_run_config(run_config)
     if template is None:
@@ -152,7 +162,9 @@ def _eval_results(metrics: dict[str, float], record: dict, task_type: str, datas
     ]
 
 
-def _rendered_sections(model: SeqModel, record: dict, metrics: dict[str, float], source: str, entry) -> dict:
+def _rendered_sections(
+    model: SeqModel, record: dict, metrics: dict[str, float], source: str, entry, parameters: int | None = None
+) -> dict:
     config = model.config
     follows = f"| follows | {entry.reference} |\n" if entry is not None and entry.reference else ""
     rows = "\n".join(f"| {key} | {_fmt(value)} |" for key, value in sorted(metrics.items()))
@@ -167,7 +179,7 @@ def _rendered_sections(model: SeqModel, record: dict, metrics: dict[str, float],
             "| | |\n|---|---|\n"
             f"| layer pattern | `{config.backbone.pattern}` |\n"
             f"| width | d_model {config.backbone.d_model} |\n"
-            f"| parameters | {count_parameters(model):,} |\n"
+            f"| parameters | {parameters or count_parameters(model):,} |\n"
             f"| context | {config.max_seq_len:,} tokens |\n"
             f"| vocabulary | {config.vocab} |\n{follows}"
         ).rstrip(),
@@ -230,21 +242,43 @@ def export_checkpoint(
     metrics_csv: str | Path | None = None,
     base_model: str | None = None,
     dataset: str | None = None,
+    run_config: str | Path | None = None,
 ) -> Path:
     """Write ``config.json``, ``model.safetensors`` and a rendered ``README.md`` for a training checkpoint.
 
     ``metrics_csv`` defaults to the CSV logger file of the checkpoint's run
     (``lightning_logs/version_N/checkpoints/last.ckpt`` -> ``lightning_logs/version_N/metrics.csv``).
-    ``base_model`` and ``dataset`` go into the card's front matter (see ``render_card``).
+    ``run_config`` defaults to the run's resolved ``config.yaml`` beside ``checkpoints/``. ``base_model`` and
+    ``dataset`` go into the card's front matter (see ``render_card``). A checkpoint of a task in
+    ``TASK_EXPORTERS`` is written by its domain's exporter (the whole task model, e.g. a forecaster).
     """
     ckpt_path = Path(ckpt_path)
+    exporter = _task_exporter(ckpt_path)
+    if exporter is not None:
+        return exporter(ckpt_path, out_dir, metrics_csv=metrics_csv, run_config=run_config, base_model=base_model,
+                        dataset=dataset)  # fmt: skip
     model, record = load_checkpoint_model(ckpt_path)
     if metrics_csv is None:
         metrics_csv = ckpt_path.parent.parent / METRICS_FILE
     metrics = read_test_metrics(metrics_csv)
-    run_yaml = ckpt_path.parent.parent / "config.yaml"  # written by LightningCLI beside the run's checkpoints
+    # written by LightningCLI beside the run's checkpoints
+    run_yaml = Path(run_config) if run_config is not None else ckpt_path.parent.parent / "config.yaml"
     run_config = yaml.safe_load(run_yaml.read_text()) if run_yaml.is_file() else None
     card = render_card(
         model, record, metrics, source=ckpt_path.name, base_model=base_model, dataset=dataset, run_config=run_config
     )
     return save_pretrained(model, out_dir, extra_files={"README.md": card})
+
+
+def _task_exporter(ckpt_path: Path):
+    """The exporter of the checkpoint's task when ``TASK_EXPORTERS`` has one, else None (a bare backbone)."""
+    import importlib
+
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"{ckpt_path} does not exist")
+    record = torch.load(ckpt_path, map_location="cpu", weights_only=True).get(CHECKPOINT_KEY) or {}
+    target = TASK_EXPORTERS.get(str(record.get("task")))
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)

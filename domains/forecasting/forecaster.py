@@ -166,6 +166,10 @@ class Forecaster:
         self.val_size, self.val_check_steps, self.early_stopping = val_size, val_check_steps, early_stopping
         self.seed, self.accelerator, self.model_kwargs = seed, accelerator, dict(model_kwargs)
         self.task: ForecastingTask | None = None
+        # a pretrained multivariate model of independent channels (Forecaster.from_pretrained) also reads the
+        # series as its channels, in the order of its training data
+        self.series_as_channels = channel_mode == "mixing"
+        self._pretrained: str | None = None  # the snapshot name of from_pretrained (no history of its own)
         self.steps_trained = 0  # optimizer steps of the last fit (fewer than max_steps after early stopping)
         self.best_val_loss: float | None = None  # validation loss of the kept weights (with val_size)
         self.ids: list = []
@@ -197,7 +201,7 @@ class Forecaster:
             ids.append(key)
             values.append(part[TARGET].to_numpy(np.float64))
             stamps.append(part[TIME].reset_index(drop=True))
-        if self.channel_mode == "mixing":
+        if self.series_as_channels:
             for key, s in zip(ids[1:], stamps[1:], strict=True):
                 if len(s) != len(stamps[0]) or not (s.to_numpy() == stamps[0].to_numpy()).all():
                     raise ValueError(f"channel_mode='mixing' needs every series on the same timestamps: series "
@@ -261,20 +265,21 @@ class Forecaster:
         self.task = self.task.cpu().eval()
         self._context = np.stack([_tail(v, self.input_size) for v in series.values])
         self._last = [s.iloc[-1] for s in series.stamps]
+        self._pretrained = None
         return self
 
     def _windows(self, scaled: list[np.ndarray], min_rows: int) -> torch.utils.data.Dataset:
         """Stride-1 windows of each series (independent) or of the series as channels (mixing), NaN-padded in
         front to ``min_rows`` so a short series still gives one window."""
         padded = [_pad(x, min_rows) for x in scaled]
-        if self.channel_mode == "mixing":
+        if self.series_as_channels:
             return WindowDataset(np.stack(padded, axis=1), self.input_size, self.h)
         return ConcatDataset([WindowDataset(x[:, None], self.input_size, self.h) for x in padded])
 
     def _build_task(self) -> ForecastingTask:
         entry, config = (self.model, None) if isinstance(self.model, str) else (None, self.model)
         settings = dict(seq_len=self.input_size, pred_len=self.h, loss=self.loss, channel_mode=self.channel_mode,
-                        num_channels=len(self.ids) if self.channel_mode == "mixing" else 1)  # fmt: skip
+                        num_channels=len(self.ids) if self.series_as_channels else 1)  # fmt: skip
         if self.quantiles is not None:
             settings.update(head="quantile", quantiles=self.quantiles)
         optimizer = functools.partial(torch.optim.AdamW, lr=self.lr, weight_decay=self.weight_decay)
@@ -299,11 +304,16 @@ class Forecaster:
         """
         self._require_fit()
         h = self._horizon(h)
+        if df is None and self._pretrained is not None:
+            raise ValueError(f"a Forecaster from {self._pretrained!r} has no history of its own: predict(df) with "
+                             f"recent values of {self.ids}")  # fmt: skip
         if df is None:
             ids, context, last = self.ids, self._context, self._last
             mean, std = self.mean, self.std
         else:
             series = self._check(df)
+            if self.series_as_channels:
+                series = self._in_channel_order(series)
             ids, last = series.ids, [s.iloc[-1] for s in series.stamps]
             context = np.stack([_tail(v, self.input_size) for v in series.values])
             mean, std = self._stats_for(series)
@@ -312,11 +322,23 @@ class Forecaster:
         stamps = [self._future(t, h) for t in last]
         return self._frame(ids, stamps, forecast[:, :h])
 
+    def _in_channel_order(self, series: _Series) -> _Series:
+        """``series`` reordered as the model's channels (``self.ids``); other or missing series are an error."""
+        if sorted(map(str, series.ids)) != sorted(map(str, self.ids)):
+            missing = [i for i in self.ids if i not in series.ids]
+            extra = [i for i in series.ids if i not in self.ids]
+            raise ValueError(f"this model forecasts the series {self.ids} together, as its channels; the frame "
+                             f"lacks {missing} and has others {extra}")  # fmt: skip
+        where = {key: i for i, key in enumerate(series.ids)}
+        order = [where[key] for key in self.ids]
+        return _Series([series.ids[i] for i in order], [series.values[i] for i in order],
+                       [series.stamps[i] for i in order])  # fmt: skip
+
     def _stats_for(self, series: _Series) -> tuple[np.ndarray, np.ndarray]:
         """Training statistics of known series; a new series (independent mode only) is scaled by its history."""
         known = {key: i for i, key in enumerate(self.ids)}
-        if self.channel_mode == "mixing" and list(series.ids) != list(self.ids):
-            raise ValueError(f"channel_mode='mixing' forecasts the fitted series {self.ids} together; the frame has "
+        if self.series_as_channels and list(series.ids) != list(self.ids):
+            raise ValueError(f"this model forecasts the series {self.ids} together, as its channels; the frame has "
                              f"{list(series.ids)}")  # fmt: skip
         mean, std = [], []
         for key, values in zip(series.ids, series.values, strict=True):
@@ -333,7 +355,7 @@ class Forecaster:
         """Scaled look-backs ``[W, S, L]`` (``W`` windows of ``S`` series) -> scaled forecasts ``[W, S, H, Q]``."""
         windows, n_series, _ = context.shape
         x = torch.as_tensor(context, dtype=torch.float32)
-        if self.channel_mode == "mixing":
+        if self.series_as_channels:
             x = x.transpose(1, 2)  # [W, L, S]: the series are the channels
         else:
             x = x.reshape(windows * n_series, self.input_size, 1)  # [(W S), L, 1]
@@ -344,7 +366,7 @@ class Forecaster:
                 out = self.task(chunk.to(device)).float().cpu()
                 outputs.append(out if out.ndim == 4 else out[..., None])  # [b, H, C, Q]
         out = torch.cat(outputs).numpy().astype(np.float64)
-        if self.channel_mode == "mixing":
+        if self.series_as_channels:
             return out.transpose(0, 2, 1, 3)  # [W, S, H, Q]
         return out.reshape(windows, n_series, self.h, -1)
 
@@ -460,7 +482,7 @@ class Forecaster:
             "max_steps": self.max_steps, "batch_size": self.batch_size, "lr": self.lr,
             "weight_decay": self.weight_decay, "val_size": self.val_size, "val_check_steps": self.val_check_steps,
             "early_stopping": self.early_stopping, "seed": self.seed, "accelerator": self.accelerator,
-            "alias": self.alias, "model_kwargs": self.model_kwargs,
+            "alias": self.alias, "model_kwargs": self.model_kwargs, "series_as_channels": self.series_as_channels,
             "ids": [_plain(i) for i in self.ids], "last": [_plain(t) for t in self._last],
             "mean": self.mean.tolist(), "std": self.std.tolist(),
         }  # fmt: skip
@@ -481,10 +503,12 @@ class Forecaster:
         name = settings.pop("model")
         state = {key: settings.pop(key) for key in ("ids", "last", "mean", "std", "format")}
         quantiles, kwargs = settings.pop("quantiles"), settings.pop("model_kwargs")
+        series_as_channels = settings.pop("series_as_channels", settings["channel_mode"] == "mixing")
         # built from the saved config (never the registry, whose entry may have changed since); the entry name
         # is restored afterwards for a later refit
         forecaster = cls(model=config, quantiles=quantiles, **settings, **kwargs)
         forecaster.ids = state["ids"]
+        forecaster.series_as_channels = series_as_channels
         forecaster.mean, forecaster.std = np.array(state["mean"]), np.array(state["std"])
         forecaster._last = [t if isinstance(t, int) else pd.Timestamp(t) for t in state["last"]]
         forecaster._context = load_safetensors((folder / CONTEXT_FILE).read_bytes())["context"].numpy()
@@ -492,6 +516,43 @@ class Forecaster:
         forecaster.model = name or config
         forecaster.task.model.load_state_dict(load_safetensors((folder / WEIGHTS_FILE).read_bytes()))
         forecaster.task.eval()
+        return forecaster
+
+    @classmethod
+    def from_pretrained(cls, name: str, **load_kwargs: Any) -> Forecaster:
+        """A fitted Forecaster around a trained forecaster snapshot: an entry with shipped or published weights
+        (``attn-ts-small``, ...), ``hf-hub:ORG/NAME@REV`` or ``local-dir:PATH`` (``zoo export`` of a forecasting
+        run; see ``zoo.domains.forecasting.pretrained``). ``load_kwargs`` go to ``zoo.download``.
+
+        ``predict(df)`` then forecasts series named as the model's training channels (for a multivariate model,
+        all of them, on the same timestamps), scaled with the training statistics the snapshot stores; ``fit``
+        trains anew.
+        """
+        from zoo.domains.forecasting.pretrained import load_forecaster
+
+        module, task = load_forecaster(name, **load_kwargs)
+        settings, data = dict(task["settings"]), task["data"]
+        head = settings.pop("head", "point")
+        levels = tuple(settings.pop("quantiles", ()))
+        quantiles = levels if head == "quantile" else None
+        if quantiles is not None and not any(np.isclose(q, 0.5) for q in quantiles):
+            raise ValueError(f"{name}: a quantile head without the median ({quantiles}) has no point forecast")
+        fixed = {key: settings.pop(key) for key in ("seq_len", "pred_len", "num_channels", "channel_mode")}
+        forecaster = cls(h=fixed["pred_len"], model=module.backbone.config, input_size=fixed["seq_len"],
+                         freq=data.get("freq"), channel_mode=fixed["channel_mode"], quantiles=quantiles,
+                         alias=name.rsplit(":", 1)[-1].rsplit("/", 1)[-1], **settings)  # fmt: skip
+        forecaster.ids = list(data["channels"])
+        if len(forecaster.ids) != fixed["num_channels"]:
+            raise ValueError(f"{name}: {len(forecaster.ids)} channel names for a {fixed['num_channels']}-channel model")
+        forecaster.series_as_channels = fixed["channel_mode"] == "mixing" or fixed["num_channels"] > 1
+        if data.get("scaled", True):
+            forecaster.mean, forecaster.std = np.array(data["mean"]), np.array(data["std"])
+        else:
+            forecaster.mean, forecaster.std = np.zeros(len(forecaster.ids)), np.ones(len(forecaster.ids))
+        forecaster.task = forecaster._build_task()
+        forecaster.task.model.load_state_dict(module.state_dict())
+        forecaster.task.eval()
+        forecaster._pretrained = name
         return forecaster
 
 

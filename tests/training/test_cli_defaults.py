@@ -44,3 +44,17 @@ def test_checkpoints_are_written_atomically(cli, tmp_path):
 def test_deterministic_and_seeded_by_default(cli):
     assert cli.config["seed_everything"] == 0
     assert cli.config["trainer"]["deterministic"] is True
+
+
+def test_the_progress_bar_can_be_turned_off(tmp_path):
+    # Lightning refuses enable_progress_bar=False beside a progress-bar callback: the default Rich bar goes
+    cli = ZooCLI(
+        args=[
+            "--config", str(recipe_file("debug/genomics-causal")),
+            "--trainer.logger.init_args.save_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false",
+        ],
+        run=False,
+    )  # fmt: skip
+    assert cli.trainer.progress_bar_callback is None
+    assert not any(isinstance(c, RichProgressBar) for c in cli.trainer.callbacks)

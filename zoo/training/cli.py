@@ -16,7 +16,7 @@ import warnings
 
 from jsonargparse import lazy_instance
 from lightning.pytorch import LightningDataModule, Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
@@ -76,6 +76,10 @@ class ZooCLI(LightningCLI):
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
+        if config.get("enable_progress_bar") is False:
+            # Lightning refuses `--trainer.enable_progress_bar false` beside our default Rich bar: drop it.
+            defaults = self.trainer_defaults.get("callbacks") or []
+            self.trainer_defaults["callbacks"] = [c for c in defaults if not isinstance(c, ProgressBar)]
         return super()._instantiate_trainer({**config, "plugins": plugins}, callbacks)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:

@@ -109,7 +109,7 @@ def test_mixing_mode_reads_the_series_as_channels_on_integer_steps():
     assert list(out["ds"]) == list(range(40, 40 + H)) * 3
     with pytest.raises(ValueError, match=r"channel_mode='mixing' needs every series on the same timestamps.*'s1'"):
         forecaster(channel_mode="mixing").fit(sines(lengths=(40, 40, 40), starts=(0, 1, 0), freq=None))
-    with pytest.raises(ValueError, match="forecasts the fitted series"):
+    with pytest.raises(ValueError, match=r"forecasts the series .* together, as its channels; the frame lacks"):
         model.predict(df[df["unique_id"] != "s2"])
 
 
