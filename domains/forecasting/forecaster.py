@@ -15,6 +15,15 @@ The two channel modes read the series differently:
 * ``mixing``: the series are the channels of one multivariate model (iTransformer-style variate tokens); they
   must share exactly the same timestamps, and ``predict(df)`` needs the same series as ``fit``.
 
+Exogenous inputs, as neuralforecast: ``futr_exog_list`` columns of ``df`` are known in advance (calendar,
+planned promotions): the model reads them over the look-back and the horizon, so ``predict`` needs ``futr_df``
+with exactly the ``h`` future rows of each series (``make_future_dataframe`` lists them,
+``get_missing_future`` what a ``futr_df`` lacks); ``cross_validation`` takes them from ``df`` itself.
+``hist_exog_list`` columns are known up to the forecast start only. ``stat_exog_list`` names columns of
+``static_df`` (one row per series). Each exogenous column is z-scored with the mean and standard deviation of its
+training rows over all series (``zoo.domains.forecasting.exogenous``), kept by ``save`` / ``load``. Exogenous
+values may be NaN only where the target is missing.
+
 Output columns follow neuralforecast: ``<alias>`` is the point forecast (the median of a quantile head) and a
 quantile ``q`` gives ``<alias>-lo-<100 (1 - 2q)>`` below the median and ``<alias>-hi-<100 (2q - 1)>`` above it,
 ordered by level of the quantile (e.g. ``m, m-lo-80, m-hi-80`` for quantiles ``(0.1, 0.5, 0.9)``).
@@ -41,6 +50,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from zoo.config import from_dict, to_dict
 from zoo.data.artifacts import atomic_file
+from zoo.domains.forecasting.exogenous import ExogenousScaler, ExogenousWindows
 from zoo.domains.forecasting.frames import Freq, check_long, split_exogenous
 from zoo.domains.forecasting.model import CHANNEL_MODES, ChannelMode
 from zoo.domains.forecasting.protocol import WindowDataset
@@ -56,11 +66,29 @@ PREDICT_BATCH = 256
 
 @dataclass
 class _Series:
-    """Checked series on their grids: ``values[i]`` raw floats (NaN = missing), ``stamps[i]`` their timestamps."""
+    """Checked series on their grids: ``values[i]`` raw floats (NaN = missing), ``stamps[i]`` their timestamps,
+    ``hist[i]`` / ``futr[i]`` their raw exogenous rows ``[T_i, F]`` (``F`` may be 0), ``static`` ``[S, Fs]``."""
 
     ids: list
     values: list[np.ndarray]
     stamps: list[pd.Series]
+    hist: list[np.ndarray]
+    futr: list[np.ndarray]
+    static: np.ndarray | None = None
+
+    def take(self, order: Sequence[int]) -> _Series:
+        """The series at positions ``order``."""
+        static = None if self.static is None else self.static[list(order)]
+        return _Series([self.ids[i] for i in order], [self.values[i] for i in order],
+                       [self.stamps[i] for i in order], [self.hist[i] for i in order],
+                       [self.futr[i] for i in order], static)  # fmt: skip
+
+    def head(self, ends: Sequence[int]) -> _Series:
+        """The first ``ends[i]`` rows of each series."""
+        cut = functools.partial(zip, ends, strict=True)
+        return _Series(self.ids, [v[:e] for e, v in cut(self.values)], [t.iloc[:e] for e, t in cut(self.stamps)],
+                       [a[:e] for e, a in cut(self.hist)], [a[:e] for e, a in cut(self.futr)],
+                       self.static)  # fmt: skip
 
 
 def quantile_columns(alias: str, quantiles: Sequence[float]) -> list[str]:
@@ -102,6 +130,7 @@ class Forecaster:
         alias: str | None = None,
         futr_exog_list: Sequence[str] | None = None,
         hist_exog_list: Sequence[str] | None = None,
+        stat_exog_list: Sequence[str] | None = None,
         **model_kwargs: Any,
     ):
         """
@@ -127,14 +156,19 @@ class Forecaster:
             seed: seeds weights and window order.
             accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
             alias: name of the forecast columns; default the entry name, or ``PatchForecaster`` for a config.
-            futr_exog_list: future exogenous columns; not used by the model yet (NotImplementedError).
-            hist_exog_list: historical exogenous columns; not used by the model yet (NotImplementedError).
+            futr_exog_list: future exogenous columns of ``df``, known over the look-back and the horizon
+                (``predict`` then needs ``futr_df``).
+            hist_exog_list: historical exogenous columns of ``df``, known over the look-back only.
+            stat_exog_list: static exogenous columns of ``static_df`` (one row per series).
             **model_kwargs: more ``ForecastingTask`` settings (``patch_len``, ``stride``, ``dropout``, ...).
         """
-        exogenous = [*(futr_exog_list or ()), *(hist_exog_list or ())]
-        if exogenous:
-            raise NotImplementedError(f"exogenous column(s) {exogenous} (futr_exog_list / hist_exog_list): the "
-                                      "PatchForecaster reads the target only so far; drop them")  # fmt: skip
+        self.futr_exog_list, self.hist_exog_list, self.stat_exog_list = _exog_lists(
+            futr_exog_list, hist_exog_list, stat_exog_list
+        )
+        counts = sorted(set(model_kwargs) & {"hist_exog", "futr_exog", "static_exog"})
+        if counts:
+            raise ValueError(f"{counts} are set from the column lists: pass futr_exog_list / hist_exog_list / "
+                             "stat_exog_list instead")  # fmt: skip
         for name, value in (("h", h), ("input_size", input_size), ("max_steps", max_steps),
                             ("batch_size", batch_size), ("val_check_steps", val_check_steps)):  # fmt: skip
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -176,19 +210,26 @@ class Forecaster:
         self.mean = self.std = np.zeros(0)
         self._context = np.zeros((0, self.input_size))  # raw look-back of each series after fit, NaN-padded
         self._last: list = []  # last timestamp of each series
+        # raw exogenous look-back of each series after fit [S, L, F] (NaN-padded), raw static rows [S, Fs]
+        self._hist_context = np.zeros((0, self.input_size, len(self.hist_exog_list)))
+        self._futr_context = np.zeros((0, self.input_size, len(self.futr_exog_list)))
+        self._static = np.zeros((0, len(self.stat_exog_list)))
+        self.scalers = {kind: ExogenousScaler(columns) for kind, columns in self._exog_kinds().items()}
+
+    def _exog_kinds(self) -> dict[str, list[str]]:
+        return {"hist": self.hist_exog_list, "futr": self.futr_exog_list, "static": self.stat_exog_list}
 
     # ----------------------------------------------------------------------------------------------- fit
 
     def fit(self, df: pd.DataFrame, static_df: pd.DataFrame | None = None, val_size: int | None = None) -> Forecaster:
-        """Train on a long frame ``unique_id, ds, y``; ``val_size`` overrides the constructor's. Returns self."""
-        if static_df is not None:
-            split_exogenous(df, static_df=static_df)  # a malformed static frame is named before the refusal
-            raise NotImplementedError(f"static exogenous column(s) {[c for c in static_df.columns if c != ID]} "
-                                      "(static_df): the PatchForecaster reads the target only so far")  # fmt: skip
+        """Train on a long frame ``unique_id, ds, y`` (plus the exogenous columns named at construction) and, with
+        ``stat_exog_list``, ``static_df`` (``unique_id`` plus those columns, one row per series); ``val_size``
+        overrides the constructor's. Returns self."""
         val_size = self.val_size if val_size is None else val_size
         if val_size is not None and val_size < self.h:
             raise ValueError(f"val_size={val_size} is shorter than h={self.h}: a validation window needs h steps")
         series = self._check(df)
+        series.static = self._static_rows(series.ids, static_df, fitting=True)
         return self._fit(series, val_size)
 
     def _check(self, df: pd.DataFrame) -> _Series:
@@ -196,11 +237,14 @@ class Forecaster:
             raise TypeError(f"expected a long pandas DataFrame (unique_id, ds, y), got {type(df).__name__}")
         # after fit, self.freq is set, so a later frame is read on the fitted grid (off-grid stamps are errors)
         frame, self.freq = check_long(df, freq=self.freq)
-        ids, values, stamps = [], [], []
+        split_exogenous(frame, self.futr_exog_list, self.hist_exog_list)  # columns present, numeric, known
+        ids, values, stamps, hist, futr = [], [], [], [], []
         for key, part in frame.groupby(ID, sort=False):
             ids.append(key)
             values.append(part[TARGET].to_numpy(np.float64))
             stamps.append(part[TIME].reset_index(drop=True))
+            hist.append(part[self.hist_exog_list].to_numpy(np.float64).reshape(len(part), -1))
+            futr.append(part[self.futr_exog_list].to_numpy(np.float64).reshape(len(part), -1))
         if self.series_as_channels:
             for key, s in zip(ids[1:], stamps[1:], strict=True):
                 if len(s) != len(stamps[0]) or not (s.to_numpy() == stamps[0].to_numpy()).all():
@@ -208,7 +252,34 @@ class Forecaster:
                                      f"{key!r} spans {s.iloc[0]}..{s.iloc[-1]} ({len(s)} rows), {ids[0]!r} "
                                      f"{stamps[0].iloc[0]}..{stamps[0].iloc[-1]} ({len(stamps[0])} rows); "
                                      "align them or use channel_mode='independent'")  # fmt: skip
-        return _Series(ids, values, stamps)
+        return _Series(ids, values, stamps, hist, futr)
+
+    def _static_rows(self, ids: list, static_df: pd.DataFrame | None, fitting: bool = False) -> np.ndarray:
+        """Raw static rows ``[S, Fs]`` of ``ids`` from ``static_df``, or (not fitting) those kept by ``fit``."""
+        columns = self.stat_exog_list
+        if static_df is not None and not columns:
+            named = [c for c in static_df.columns if c != ID]
+            raise ValueError(f"static_df given but stat_exog_list is empty: name the static columns to use, e.g. "
+                             f"Forecaster(..., stat_exog_list={named})")  # fmt: skip
+        if not columns:
+            return np.zeros((len(ids), 0))
+        if static_df is None:
+            known = {key: i for i, key in enumerate(self.ids)}
+            new = [key for key in ids if key not in known]
+            if fitting or new:
+                whom = f"series {new[0]!r} ({len(new)} new series)" if not fitting else "each series"
+                raise ValueError(f"stat_exog_list={columns} needs static_df with a row for {whom}: columns "
+                                 f"unique_id, {', '.join(columns)}")  # fmt: skip
+            return self._static[[known[key] for key in ids]]
+        if not isinstance(static_df, pd.DataFrame):
+            raise TypeError(f"static_df must be a pandas DataFrame, got {type(static_df).__name__}")
+        absent = [c for c in columns if c not in static_df.columns]
+        if absent:
+            raise ValueError(f"static_df lacks the static column(s) {absent} of stat_exog_list; it has "
+                             f"{list(static_df.columns)}")  # fmt: skip
+        ids_frame = pd.DataFrame({ID: ids})
+        static = split_exogenous(ids_frame, static_df=static_df[[ID, *columns]] if ID in static_df else static_df)
+        return static.static[columns].to_numpy(np.float64)
 
     def _fit(self, series: _Series, val_size: int | None) -> Forecaster:
         held = val_size or 0
@@ -227,11 +298,17 @@ class Forecaster:
         std = np.array([np.nanstd(v) for v in train])
         self.std = np.where(std > 0, std, 1.0)
         self.ids = list(series.ids)
-        scaled = [(v - m) / s for v, m, s in zip(series.values, self.mean, self.std, strict=True)]
-        train_sets = self._windows([x[: len(x) - held] for x in scaled], self.input_size + self.h)
+        self.scalers["hist"].fit([a[: len(a) - held] for a in series.hist])
+        self.scalers["futr"].fit([a[: len(a) - held] for a in series.futr])
+        self.scalers["static"].fit([series.static])
+        self._static = series.static
+        scaled = self._scaled(series)
+        train_sets = self._windows(scaled.head([len(v) - held for v in scaled.values]), self.input_size + self.h)
         val_sets = None
         if held:
-            val_sets = self._windows([x[len(x) - held - self.input_size :] for x in scaled], self.input_size + held)
+            # from 0 when the series is shorter than a look-back (a negative start would slice from the end)
+            starts = [max(len(v) - held - self.input_size, 0) for v in scaled.values]
+            val_sets = self._windows(_tails(scaled, starts), self.input_size + held)
 
         pl.seed_everything(self.seed, verbose=False)
         self.task = self._build_task()
@@ -264,22 +341,43 @@ class Forecaster:
                 self.task.load_state_dict(state)
         self.task = self.task.cpu().eval()
         self._context = np.stack([_tail(v, self.input_size) for v in series.values])
+        self._hist_context = np.stack([_tail(a, self.input_size) for a in series.hist])
+        self._futr_context = np.stack([_tail(a, self.input_size) for a in series.futr])
         self._last = [s.iloc[-1] for s in series.stamps]
         self._pretrained = None
         return self
 
-    def _windows(self, scaled: list[np.ndarray], min_rows: int) -> torch.utils.data.Dataset:
-        """Stride-1 windows of each series (independent) or of the series as channels (mixing), NaN-padded in
-        front to ``min_rows`` so a short series still gives one window."""
-        padded = [_pad(x, min_rows) for x in scaled]
+    def _scaled(self, series: _Series) -> _Series:
+        """``series`` with the target z-scored by the training statistics of each series and the exogenous
+        columns standardised (unknown values 0, see ``zoo.domains.forecasting.exogenous``)."""
+        values = [(v - m) / s for v, m, s in zip(series.values, self.mean, self.std, strict=True)]
+        return _Series(series.ids, values, series.stamps, [self.scalers["hist"].transform(a) for a in series.hist],
+                       [self.scalers["futr"].transform(a) for a in series.futr],
+                       self.scalers["static"].transform(series.static))  # fmt: skip
+
+    def _windows(self, scaled: _Series, min_rows: int) -> torch.utils.data.Dataset:
+        """Stride-1 windows of each series (independent) or of the series as channels (mixing), padded in front
+        to ``min_rows`` (NaN target, 0 exogenous) so a short series still gives one window."""
+        if not any(self._exog_kinds().values()):  # the target alone: the protocol's (x, y) windows
+            padded = [_pad(x, min_rows) for x in scaled.values]
+            if self.series_as_channels:
+                return WindowDataset(np.stack(padded, axis=1), self.input_size, self.h)
+            return ConcatDataset([WindowDataset(x[:, None], self.input_size, self.h) for x in padded])
+        values = [_pad(x, min_rows) for x in scaled.values]
+        hist = [_pad(a, min_rows, fill=0.0) for a in scaled.hist]
+        futr = [_pad(a, min_rows, fill=0.0) for a in scaled.futr]
+        windows = functools.partial(ExogenousWindows, seq_len=self.input_size, pred_len=self.h)
         if self.series_as_channels:
-            return WindowDataset(np.stack(padded, axis=1), self.input_size, self.h)
-        return ConcatDataset([WindowDataset(x[:, None], self.input_size, self.h) for x in padded])
+            return windows(np.stack(values, axis=1), np.stack(hist, axis=1), np.stack(futr, axis=1), scaled.static)
+        return ConcatDataset([windows(v[:, None], a[:, None], f[:, None], s[None])
+                              for v, a, f, s in zip(values, hist, futr, scaled.static, strict=True)])  # fmt: skip
 
     def _build_task(self) -> ForecastingTask:
         entry, config = (self.model, None) if isinstance(self.model, str) else (None, self.model)
         settings = dict(seq_len=self.input_size, pred_len=self.h, loss=self.loss, channel_mode=self.channel_mode,
-                        num_channels=len(self.ids) if self.series_as_channels else 1)  # fmt: skip
+                        num_channels=len(self.ids) if self.series_as_channels else 1,
+                        hist_exog=len(self.hist_exog_list), futr_exog=len(self.futr_exog_list),
+                        static_exog=len(self.stat_exog_list))  # fmt: skip
         if self.quantiles is not None:
             settings.update(head="quantile", quantiles=self.quantiles)
         optimizer = functools.partial(torch.optim.AdamW, lr=self.lr, weight_decay=self.weight_decay)
@@ -296,10 +394,19 @@ class Forecaster:
         names = quantile_columns(self.alias, self.quantiles)
         return [names[i] for i in order]
 
-    def predict(self, df: pd.DataFrame | None = None, h: int | None = None) -> pd.DataFrame:
+    def predict(
+        self,
+        df: pd.DataFrame | None = None,
+        futr_df: pd.DataFrame | None = None,
+        static_df: pd.DataFrame | None = None,
+        h: int | None = None,
+    ) -> pd.DataFrame:
         """Forecast the ``h`` steps (default: the trained horizon) after each series' last timestamp.
 
-        ``df``: a long frame of recent history to forecast from (default: the frame given to ``fit``).
+        ``df``: a long frame of recent history to forecast from, with the exogenous columns (default: the frame
+        given to ``fit``). ``futr_df``: with ``futr_exog_list``, ``unique_id, ds`` and those columns at exactly the
+        ``h`` stamps after each series' last one (``make_future_dataframe``). ``static_df``: static rows for the
+        series of ``df`` (default: those given to ``fit``; a new series needs one).
         Returns ``unique_id, ds`` and the forecast columns (``columns``).
         """
         self._require_fit()
@@ -309,6 +416,7 @@ class Forecaster:
                              f"recent values of {self.ids}")  # fmt: skip
         if df is None:
             ids, context, last = self.ids, self._context, self._last
+            hist, futr = self._hist_context, self._futr_context
             mean, std = self.mean, self.std
         else:
             series = self._check(df)
@@ -316,11 +424,96 @@ class Forecaster:
                 series = self._in_channel_order(series)
             ids, last = series.ids, [s.iloc[-1] for s in series.stamps]
             context = np.stack([_tail(v, self.input_size) for v in series.values])
+            hist = np.stack([_tail(a, self.input_size) for a in series.hist])
+            futr = np.stack([_tail(a, self.input_size) for a in series.futr])
             mean, std = self._stats_for(series)
-        forecast = self._forecast(((context - mean[:, None]) / std[:, None])[None])[0]  # [S, H, Q]
+        static = self._static_rows(ids, static_df)
+        future = self._future_exog(ids, last, futr_df, h)  # [S, h, Ff]
+        # beyond a shorter h the model still reads H future rows: the training mean (0) stands in; the forecasts
+        # of those steps are dropped, and the earlier ones depend on them only through futr_exog_proj's weights
+        future = np.concatenate([self.scalers["futr"].transform(future),
+                                 np.zeros((len(ids), self.h - h, len(self.futr_exog_list)))], axis=1)  # fmt: skip
+        scaled_futr = np.concatenate([self.scalers["futr"].transform(futr), future], axis=1)  # [S, L + H, Ff]
+        forecast = self._forecast(((context - mean[:, None]) / std[:, None])[None],
+                                  self.scalers["hist"].transform(hist)[None], scaled_futr[None],
+                                  self.scalers["static"].transform(static))[0]  # fmt: skip  # [S, H, Q]
         forecast = forecast * std[:, None, None] + mean[:, None, None]
         stamps = [self._future(t, h) for t in last]
         return self._frame(ids, stamps, forecast[:, :h])
+
+    def make_future_dataframe(self, df: pd.DataFrame | None = None, h: int | None = None) -> pd.DataFrame:
+        """``unique_id, ds`` of the ``h`` stamps (default: the trained horizon) after each series' last one, in
+        ``df`` (default: the frame given to ``fit``): the rows a ``futr_df`` must fill."""
+        self._require_fit()
+        h = self._horizon(h)
+        if df is None:
+            ids, last = self.ids, self._last
+        else:
+            series = self._check(df)
+            ids, last = series.ids, [s.iloc[-1] for s in series.stamps]
+        return self._future_rows(ids, last, h)
+
+    def _future_rows(self, ids: list, last: list, h: int) -> pd.DataFrame:
+        """``unique_id, ds`` of the ``h`` stamps after ``last[i]`` for each series ``ids[i]``."""
+        return pd.DataFrame({ID: np.repeat(np.asarray(ids, dtype=object), h),
+                             TIME: _concat([self._future(t, h) for t in last])})  # fmt: skip
+
+    def get_missing_future(
+        self, futr_df: pd.DataFrame, df: pd.DataFrame | None = None, h: int | None = None
+    ) -> pd.DataFrame:
+        """The rows of ``make_future_dataframe(df, h)`` that ``futr_df`` lacks (``unique_id, ds``)."""
+        expected = self.make_future_dataframe(df, h)
+        missing = [c for c in (ID, TIME) if c not in futr_df.columns]
+        if missing:
+            raise ValueError(f"futr_df lacks column(s) {missing}; it has {list(futr_df.columns)}")
+        given = futr_df[[ID, TIME]].assign(**{TIME: self._stamps_like(futr_df[TIME], expected[TIME])})
+        merged = expected.merge(given.drop_duplicates(), on=[ID, TIME], how="left", indicator=True)
+        return merged.loc[merged["_merge"] == "left_only", [ID, TIME]].reset_index(drop=True)
+
+    def _stamps_like(self, stamps: pd.Series, reference: pd.Series) -> pd.Series:
+        """``stamps`` parsed as the fitted frame's (datetimes, or integer steps)."""
+        if pd.api.types.is_integer_dtype(reference) or pd.api.types.is_datetime64_any_dtype(stamps):
+            return stamps
+        try:
+            return pd.to_datetime(stamps)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"futr_df column {TIME!r} cannot be parsed as datetimes ({error})") from None
+
+    def _future_exog(self, ids: list, last: list, futr_df: pd.DataFrame | None, h: int) -> np.ndarray:
+        """Raw future exogenous ``[S, h, Ff]`` of ``ids`` from ``futr_df``, which must hold exactly their next
+        ``h`` stamps after ``last``, known (no NaN)."""
+        columns = self.futr_exog_list
+        if not columns:
+            if futr_df is not None:
+                raise ValueError("futr_df given but this Forecaster has no futr_exog_list: leave futr_df out, or "
+                                 "refit with Forecaster(..., futr_exog_list=[...])")  # fmt: skip
+            return np.zeros((len(ids), h, 0))
+        if futr_df is None:
+            raise ValueError(f"futr_exog_list={columns}: predict needs futr_df with unique_id, ds and {columns} at the "
+                             f"next h={h} stamps of each series (make_future_dataframe() lists them)")  # fmt: skip
+        if not isinstance(futr_df, pd.DataFrame):
+            raise TypeError(f"futr_df must be a pandas DataFrame, got {type(futr_df).__name__}")
+        absent = [c for c in (ID, TIME, *columns) if c not in futr_df.columns]
+        if absent:
+            raise ValueError(f"futr_df lacks column(s) {absent}; it has {list(futr_df.columns)}")
+        expected = self._future_rows(ids, last, h)
+        given = futr_df[[ID, TIME, *columns]].assign(**{TIME: self._stamps_like(futr_df[TIME], expected[TIME])})
+        duplicated = given.duplicated([ID, TIME])
+        if duplicated.any():
+            row = given[duplicated].iloc[0]
+            raise ValueError(f"futr_df has several rows for series {row[ID]!r} at {row[TIME]}")
+        merged = expected.merge(given, on=[ID, TIME], how="outer", indicator=True, sort=False)
+        for side, what in (("left_only", "lacks"), ("right_only", "has extra")):
+            rows = merged[merged["_merge"] == side]
+            if len(rows):
+                first = rows.iloc[0]
+                hint = ("get_missing_future(futr_df) lists them" if side == "left_only"
+                        else "keep only make_future_dataframe()'s rows")  # fmt: skip
+                raise ValueError(f"futr_df {what} {len(rows)} row(s) against the next h={h} stamps of the forecast "
+                                 f"series, e.g. series {first[ID]!r} at {first[TIME]}: {hint}")  # fmt: skip
+        split_exogenous(given, futr_exog_list=columns)  # numeric, and no NaN: the future must be known
+        rows = expected.merge(given, on=[ID, TIME], how="left", sort=False)
+        return rows[columns].to_numpy(np.float64).reshape(len(ids), h, len(columns))
 
     def _in_channel_order(self, series: _Series) -> _Series:
         """``series`` reordered as the model's channels (``self.ids``); other or missing series are an error."""
@@ -330,9 +523,7 @@ class Forecaster:
             raise ValueError(f"this model forecasts the series {self.ids} together, as its channels; the frame "
                              f"lacks {missing} and has others {extra}")  # fmt: skip
         where = {key: i for i, key in enumerate(series.ids)}
-        order = [where[key] for key in self.ids]
-        return _Series([series.ids[i] for i in order], [series.values[i] for i in order],
-                       [series.stamps[i] for i in order])  # fmt: skip
+        return series.take([where[key] for key in self.ids])
 
     def _stats_for(self, series: _Series) -> tuple[np.ndarray, np.ndarray]:
         """Training statistics of known series; a new series (independent mode only) is scaled by its history."""
@@ -351,19 +542,25 @@ class Forecaster:
                 std.append(spread if spread > 0 else 1.0)
         return np.array(mean), np.array(std)
 
-    def _forecast(self, context: np.ndarray) -> np.ndarray:
-        """Scaled look-backs ``[W, S, L]`` (``W`` windows of ``S`` series) -> scaled forecasts ``[W, S, H, Q]``."""
+    def _forecast(self, context: np.ndarray, hist: np.ndarray, futr: np.ndarray, static: np.ndarray) -> np.ndarray:
+        """Scaled look-backs ``[W, S, L]`` (``W`` windows of ``S`` series), exogenous ``hist [W, S, L, Fh]``,
+        ``futr [W, S, L + H, Ff]``, ``static [S, Fs]`` (standardised) -> scaled forecasts ``[W, S, H, Q]``."""
         windows, n_series, _ = context.shape
-        x = torch.as_tensor(context, dtype=torch.float32)
-        if self.series_as_channels:
-            x = x.transpose(1, 2)  # [W, L, S]: the series are the channels
-        else:
+        as_tensor = functools.partial(torch.as_tensor, dtype=torch.float32)
+        x, hist, futr = as_tensor(context), as_tensor(hist), as_tensor(futr)
+        static = as_tensor(static).expand(windows, *static.shape)  # [W, S, Fs]
+        if self.series_as_channels:  # the series are the channels
+            x, hist, futr = x.transpose(1, 2), hist.transpose(1, 2), futr.transpose(1, 2)  # [W, L, S(, F)]
+        else:  # every series is a sample of one channel
             x = x.reshape(windows * n_series, self.input_size, 1)  # [(W S), L, 1]
+            hist, futr = hist.flatten(0, 1).unsqueeze(2), futr.flatten(0, 1).unsqueeze(2)  # [(W S), L(+H), 1, F]
+            static = static.flatten(0, 1).unsqueeze(1)  # [(W S), 1, Fs]
         outputs = []
         device = next(self.task.parameters()).device
         with torch.inference_mode():
-            for chunk in x.split(PREDICT_BATCH):
-                out = self.task(chunk.to(device)).float().cpu()
+            for chunk in zip(x.split(PREDICT_BATCH), hist.split(PREDICT_BATCH), futr.split(PREDICT_BATCH),
+                             static.split(PREDICT_BATCH), strict=True):  # fmt: skip
+                out = self.task(*(t.to(device) for t in chunk)).float().cpu()
                 outputs.append(out if out.ndim == 4 else out[..., None])  # [b, H, C, Q]
         out = torch.cat(outputs).numpy().astype(np.float64)
         if self.series_as_channels:
@@ -404,14 +601,20 @@ class Forecaster:
     # ---------------------------------------------------------------------------------- cross-validation
 
     def cross_validation(
-        self, df: pd.DataFrame, n_windows: int = 1, step_size: int | None = None, refit: bool = False
+        self,
+        df: pd.DataFrame,
+        static_df: pd.DataFrame | None = None,
+        n_windows: int = 1,
+        step_size: int | None = None,
+        refit: bool = False,
     ) -> pd.DataFrame:
         """Rolling-origin evaluation, as neuralforecast's: the last ``n_windows`` forecast windows of each series,
         ``step_size`` steps apart (default ``h``), the last one ending at the series' last timestamp.
 
         The model is fitted on each series up to its first cutoff (``refit=False``), or again up to every cutoff
-        (``refit=True``); each window then forecasts from the actual history up to its cutoff. The Forecaster
-        stays fitted on the last training. Returns ``unique_id, ds, cutoff, y`` and the forecast columns.
+        (``refit=True``); each window then forecasts from the actual history up to its cutoff. Future exogenous
+        values of each window come from ``df``; ``static_df`` as in ``fit``. The Forecaster stays fitted on the
+        last training. Returns ``unique_id, ds, cutoff, y`` and the forecast columns.
         """
         step = self.h if step_size is None else step_size
         if not isinstance(n_windows, (int, np.integer)) or n_windows < 1:
@@ -419,6 +622,7 @@ class Forecaster:
         if not isinstance(step, (int, np.integer)) or step < 1:
             raise ValueError(f"step_size must be a positive integer, got {step!r}")
         series = self._check(df)
+        series.static = self._static_rows(series.ids, static_df, fitting=True)
         span = self.h + (n_windows - 1) * step  # rows after the first cutoff
         parts = []
         fits = range(n_windows) if refit else [0]
@@ -432,26 +636,30 @@ class Forecaster:
                                      f"{n_windows} windows of h={self.h} every {step} steps take its last {span}, "
                                      f"leaving {end} to train on, fewer than {need}; use fewer windows or a smaller "
                                      "step_size")  # fmt: skip
-            head = _Series(series.ids, [v[:e] for v, e in zip(series.values, ends, strict=True)],
-                           [s.iloc[:e] for s, e in zip(series.stamps, ends, strict=True)])  # fmt: skip
-            self._fit(head, self.val_size)
+            self._fit(series.head(ends), self.val_size)
             windows = range(n_windows) if not refit else [first]
             parts.append(self._cv_windows(series, span, step, windows))
         return pd.concat(parts, ignore_index=True)
 
     def _cv_windows(self, series: _Series, span: int, step: int, windows: Sequence[int]) -> pd.DataFrame:
-        context = np.empty((len(windows), len(series.ids), self.input_size))
+        scaled = self._scaled(series)
+        n_series, length = len(series.ids), self.input_size + self.h
+        context = np.empty((len(windows), n_series, self.input_size))
+        hist = np.empty((len(windows), n_series, self.input_size, len(self.hist_exog_list)))
+        futr = np.empty((len(windows), n_series, length, len(self.futr_exog_list)))
         truth, stamps, cutoffs, ids = [], [], [], []
         for w, window in enumerate(windows):
             for s, (key, values, times) in enumerate(zip(series.ids, series.values, series.stamps, strict=True)):
                 end = len(values) - span + window * step  # first forecast row
-                context[w, s] = _tail(values[:end], self.input_size)
+                context[w, s] = _tail(scaled.values[s][:end], self.input_size)
+                hist[w, s] = _pad(scaled.hist[s][max(end - self.input_size, 0) : end], self.input_size, fill=0.0)
+                futr[w, s] = _pad(scaled.futr[s][max(end - self.input_size, 0) : end + self.h], length, fill=0.0)
                 truth.append(values[end : end + self.h])
                 stamps.append(times.iloc[end : end + self.h])
                 cutoffs.append(times.iloc[end - 1])
                 ids.append(key)
         mean, std = self.mean, self.std
-        forecast = self._forecast((context - mean[:, None]) / std[:, None])  # [W, S, H, Q]
+        forecast = self._forecast(context, hist, futr, scaled.static)  # [W, S, H, Q]
         forecast = forecast * std[:, None, None] + mean[:, None, None]
         frame = self._frame(ids, stamps, forecast.reshape(-1, self.h, forecast.shape[-1]), cutoffs)
         frame.insert(3, TARGET, np.concatenate(truth))
@@ -461,8 +669,9 @@ class Forecaster:
 
     def save(self, path: str | Path) -> Path:
         """Write ``path/`` (a folder): ``model.safetensors`` (weights), ``context.safetensors`` (each series'
-        look-back, so ``predict()`` works after ``load``) and ``forecaster.json`` (settings, series ids, last
-        timestamps, scaler statistics); each file atomically, the JSON last. No pickle."""
+        look-back and its exogenous look-back, so ``predict()`` works after ``load``) and ``forecaster.json``
+        (settings, series ids, last timestamps, scaler statistics of the target and of the exogenous columns,
+        static rows); each file atomically, the JSON last. No pickle."""
         self._require_fit()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -471,7 +680,9 @@ class Forecaster:
         with atomic_file(folder / WEIGHTS_FILE) as handle:
             handle.write(save_safetensors(weights))
         with atomic_file(folder / CONTEXT_FILE) as handle:
-            handle.write(save_safetensors({"context": torch.as_tensor(self._context, dtype=torch.float64)}))
+            context = {"context": self._context, "hist": self._hist_context, "futr": self._futr_context}
+            handle.write(save_safetensors({key: torch.as_tensor(value, dtype=torch.float64)
+                                           for key, value in context.items() if value.size}))  # fmt: skip
         integer = isinstance(self.freq, (int, np.integer))
         settings = {
             "format": FORMAT,
@@ -485,6 +696,9 @@ class Forecaster:
             "alias": self.alias, "model_kwargs": self.model_kwargs, "series_as_channels": self.series_as_channels,
             "ids": [_plain(i) for i in self.ids], "last": [_plain(t) for t in self._last],
             "mean": self.mean.tolist(), "std": self.std.tolist(),
+            "futr_exog_list": self.futr_exog_list, "hist_exog_list": self.hist_exog_list,
+            "stat_exog_list": self.stat_exog_list, "static": self._static.tolist(),
+            "exog_scalers": {kind: scaler.to_json() for kind, scaler in self.scalers.items()},
         }  # fmt: skip
         with atomic_file(folder / SETTINGS_FILE) as handle:
             handle.write(json.dumps(settings, indent=2).encode())
@@ -502,6 +716,7 @@ class Forecaster:
         config = from_dict(ModelConfig, settings.pop("config"))
         name = settings.pop("model")
         state = {key: settings.pop(key) for key in ("ids", "last", "mean", "std", "format")}
+        exog_state = {key: settings.pop(key, None) for key in ("static", "exog_scalers")}
         quantiles, kwargs = settings.pop("quantiles"), settings.pop("model_kwargs")
         series_as_channels = settings.pop("series_as_channels", settings["channel_mode"] == "mixing")
         # built from the saved config (never the registry, whose entry may have changed since); the entry name
@@ -511,7 +726,16 @@ class Forecaster:
         forecaster.series_as_channels = series_as_channels
         forecaster.mean, forecaster.std = np.array(state["mean"]), np.array(state["std"])
         forecaster._last = [t if isinstance(t, int) else pd.Timestamp(t) for t in state["last"]]
-        forecaster._context = load_safetensors((folder / CONTEXT_FILE).read_bytes())["context"].numpy()
+        context = load_safetensors((folder / CONTEXT_FILE).read_bytes())
+        forecaster._context = context["context"].numpy()
+        rows = len(forecaster._context)
+        for key in ("hist", "futr"):
+            empty = np.zeros((rows, forecaster.input_size, len(forecaster._exog_kinds()[key])))
+            setattr(forecaster, f"_{key}_context", context[key].numpy() if key in context else empty)
+        if exog_state["static"] is not None:
+            forecaster._static = np.array(exog_state["static"], dtype=np.float64).reshape(rows, -1)
+        for kind, scaler in (exog_state["exog_scalers"] or {}).items():
+            forecaster.scalers[kind] = ExogenousScaler.from_json(scaler)
         forecaster.task = forecaster._build_task()
         forecaster.model = name or config
         forecaster.task.model.load_state_dict(load_safetensors((folder / WEIGHTS_FILE).read_bytes()))
@@ -538,6 +762,10 @@ class Forecaster:
         if quantiles is not None and not any(np.isclose(q, 0.5) for q in quantiles):
             raise ValueError(f"{name}: a quantile head without the median ({quantiles}) has no point forecast")
         fixed = {key: settings.pop(key) for key in ("seq_len", "pred_len", "num_channels", "channel_mode")}
+        exog = {key: settings.pop(key, 0) for key in ("hist_exog", "futr_exog", "static_exog")}
+        if any(exog.values()):
+            raise ValueError(f"{name}: a model with exogenous inputs {exog} has no column names to read them from "
+                             "a frame; use zoo.domains.forecasting.pretrained.load_forecaster")  # fmt: skip
         forecaster = cls(h=fixed["pred_len"], model=module.backbone.config, input_size=fixed["seq_len"],
                          freq=data.get("freq"), channel_mode=fixed["channel_mode"], quantiles=quantiles,
                          alias=name.rsplit(":", 1)[-1].rsplit("/", 1)[-1], **settings)  # fmt: skip
@@ -556,15 +784,46 @@ class Forecaster:
         return forecaster
 
 
-def _pad(values: np.ndarray, rows: int) -> np.ndarray:
-    """``values`` with NaN rows in front up to ``rows`` (masked look-back of a short series)."""
+def _pad(values: np.ndarray, rows: int, fill: float = np.nan) -> np.ndarray:
+    """``values`` (rows first) with ``fill`` rows in front up to ``rows`` (masked look-back of a short series)."""
     missing = rows - len(values)
-    return values if missing <= 0 else np.concatenate([np.full(missing, np.nan), values])
+    if missing <= 0:
+        return values
+    return np.concatenate([np.full((missing, *values.shape[1:]), fill), values])
 
 
 def _tail(values: np.ndarray, rows: int) -> np.ndarray:
     """The last ``rows`` values, NaN-padded in front."""
     return _pad(values[-rows:], rows)
+
+
+def _tails(series: _Series, starts: Sequence[int]) -> _Series:
+    """The rows of each series from ``starts[i]`` on (the validation look-back and horizon)."""
+    cut = functools.partial(zip, starts, strict=True)
+    return _Series(series.ids, [v[b:] for b, v in cut(series.values)], [t.iloc[b:] for b, t in cut(series.stamps)],
+                   [a[b:] for b, a in cut(series.hist)], [a[b:] for b, a in cut(series.futr)],
+                   series.static)  # fmt: skip
+
+
+def _exog_lists(*lists: Sequence[str] | None) -> tuple[list[str], ...]:
+    """The future, historical and static column lists, checked: strings, each column named once."""
+    checked = []
+    for names in lists:
+        names = [names] if isinstance(names, str) else list(names or ())
+        bad = [n for n in names if not isinstance(n, str)]
+        if bad:
+            raise TypeError(f"exogenous column names must be strings, got {bad}")
+        checked.append(names)
+    seen: set[str] = set()
+    for names in checked:
+        for name in names:
+            if name in seen:
+                raise ValueError(f"exogenous column {name!r} is named more than once in futr_exog_list, "
+                                 "hist_exog_list and stat_exog_list: list it once")  # fmt: skip
+            if name in (ID, TIME, TARGET):
+                raise ValueError(f"exogenous column {name!r} is the id, time or target column")
+            seen.add(name)
+    return tuple(checked)
 
 
 def _concat(parts: Sequence) -> np.ndarray:

@@ -1,8 +1,11 @@
 """``ForecastingTask``: a ``PatchForecaster`` trained with a masked MSE, MAE or pinball loss.
 
 Batches (``zoo.domains.forecasting.protocol``): ``(x [B, L, C], y [B, H, C])`` float32 on the protocol's
-z-scored scale; NaN in ``x`` is a missing input (masked by RevIN), NaN in ``y`` a missing target (left out of
-the loss and of every metric). Forecasts and metrics stay on that scale: ``val/mse``, ``val/mae``, ``test/mse``,
+z-scored scale. A model with exogenous inputs (``hist_exog``, ``futr_exog``, ``static_exog`` > 0) takes a dict
+``{"x", "y", "hist", "futr", "static"}`` (``zoo.domains.forecasting.exogenous.ExogenousWindows``; unused kinds may
+be left out) or a tuple ``(x, y, hist, futr, static)`` (shapes in ``zoo.domains.forecasting.model``).
+NaN in ``x`` is a missing input (masked by RevIN), NaN in ``y`` a missing target (left out of the loss and of
+every metric). Forecasts and metrics stay on that scale: ``val/mse``, ``val/mae``, ``test/mse``,
 ``test/mae`` are the long-horizon protocol's numbers, accumulated over every observed target of the whole
 set (not a mean of batch means). A quantile head is scored on its median (the level closest to 0.5).
 
@@ -15,7 +18,7 @@ arguments are saved as hyperparameters (the optimizer and scheduler callables ex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -32,6 +35,8 @@ LossKind = Literal["mse", "mae", "pinball"]
 #: The losses each head can be trained with.
 HEAD_LOSSES: dict[str, tuple[str, ...]] = {"point": ("mse", "mae"), "quantile": ("pinball",)}
 EVAL_STAGES = ("val", "test")
+#: Keys (and tuple order after ``x, y``) of the exogenous tensors in a batch.
+EXOGENOUS = ("hist", "futr", "static")
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -89,6 +94,9 @@ class ForecastingTask(SeqTask):
         head_dropout: float = 0.0,
         optimizer: OptimizerCallable = _default_optimizer,
         scheduler: LRSchedulerCallable | None = None,
+        hist_exog: int = 0,
+        futr_exog: int = 0,
+        static_exog: int = 0,
     ):
         """
         Args:
@@ -111,6 +119,9 @@ class ForecastingTask(SeqTask):
             head_dropout: dropout before the head.
             optimizer: ``params -> Optimizer``; vectors (norms, biases, RevIN) get no weight decay.
             scheduler: ``optimizer -> LRScheduler``, stepped every optimizer step.
+            hist_exog: historical exogenous features per channel (``Fh``).
+            futr_exog: future exogenous features per channel (``Ff``).
+            static_exog: static exogenous features per channel (``Fs``).
         """
         if isinstance(config, dict):  # a checkpoint's hyperparameters keep the config as a plain dict
             config = from_dict(ModelConfig, config)
@@ -136,6 +147,9 @@ class ForecastingTask(SeqTask):
                 position=position,
                 dropout=dropout,
                 head_dropout=head_dropout,
+                hist_exog=hist_exog,
+                futr_exog=futr_exog,
+                static_exog=static_exog,
             )
         except ValueError as err:
             raise RecipeError(f"model: {err}") from None
@@ -144,9 +158,16 @@ class ForecastingTask(SeqTask):
         self.val_metrics = _metrics("val")
         self.test_metrics = _metrics("test")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, L, C]`` -> forecasts ``[B, H, C]`` (point) or ``[B, H, C, Q]`` (quantile), on ``x``'s scale."""
-        return self.model(x)
+    def forward(
+        self,
+        x: torch.Tensor,
+        hist: torch.Tensor | None = None,
+        futr: torch.Tensor | None = None,
+        static: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x [B, L, C]`` (and the model's exogenous inputs) -> forecasts ``[B, H, C]`` (point) or
+        ``[B, H, C, Q]`` (quantile), on ``x``'s scale."""
+        return self.model(x, hist, futr, static)
 
     def setup(self, stage: str) -> None:
         """Check the data module's window shape (``seq_len``, ``pred_len``, channels) against the model's."""
@@ -167,9 +188,9 @@ class ForecastingTask(SeqTask):
             return masked_pinball(output, y, self.model.quantiles)
         return masked_mse(output, y) if self.loss_kind == "mse" else masked_mae(output, y)
 
-    def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = self._unpack(batch)
-        output = self(x)
+    def _step(self, batch: Sequence[torch.Tensor] | Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y, exog = self._unpack(batch)
+        output = self(x, *exog)
         loss = self.loss(output, y)
         observed = ~torch.isnan(y)
         count = int(observed.sum())
@@ -181,14 +202,27 @@ class ForecastingTask(SeqTask):
             getattr(self, f"{stage}_metrics").update(point[observed], y[observed])
         return loss
 
-    def _unpack(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(batch, Sequence) or len(batch) != 2:
-            raise ValueError("a forecasting batch is (x [B, L, C], y [B, H, C])")
-        x, y = batch
+    def _unpack(
+        self, batch: Sequence[torch.Tensor] | Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor | None, ...]]:
+        """``(x, y, (hist, futr, static))`` of a batch; the model checks the exogenous shapes."""
+        if isinstance(batch, Mapping):
+            unknown = sorted(set(batch) - {"x", "y", *EXOGENOUS})
+            if "x" not in batch or "y" not in batch or unknown:
+                raise ValueError(f"a forecasting batch dict has keys x, y and optionally {list(EXOGENOUS)}; got "
+                                 f"{sorted(batch)}")  # fmt: skip
+            x, y = batch["x"], batch["y"]
+            exog = tuple(batch.get(name) for name in EXOGENOUS)
+        elif isinstance(batch, Sequence) and len(batch) in (2, 2 + len(EXOGENOUS)):
+            x, y, *rest = batch
+            exog = tuple(rest) or (None,) * len(EXOGENOUS)
+        else:
+            raise ValueError("a forecasting batch is (x [B, L, C], y [B, H, C]), (x, y, hist, futr, static) or a dict "
+                             "with those keys")  # fmt: skip
         expected = (x.shape[0], self.model.pred_len, self.model.num_channels)
         if tuple(y.shape) != expected:
             raise ValueError(f"y has shape {tuple(y.shape)}, expected [B, pred_len, C] = {list(expected)}")
-        return x, y
+        return x, y, exog
 
     def _log_epoch(self, stage: str) -> None:
         metrics = getattr(self, f"{stage}_metrics")
@@ -208,9 +242,15 @@ class ForecastingTask(SeqTask):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Forecasts ``[B, H, C]`` or ``[B, H, C, Q]`` on the protocol's z-scored scale (the data side maps them
-        back to the data's units with its training statistics). ``batch``: ``x`` or ``(x, y)``."""
-        x = batch[0] if isinstance(batch, Sequence) else batch
-        return self(x)
+        back to the data's units with its training statistics). ``batch``: ``x``, ``(x, y)`` or a training batch
+        with exogenous inputs (tuple or dict)."""
+        if isinstance(batch, torch.Tensor):
+            return self(batch)
+        if isinstance(batch, Mapping):
+            return self(batch["x"], *(batch.get(name) for name in EXOGENOUS))
+        if len(batch) == 2 + len(EXOGENOUS):
+            return self(batch[0], *batch[2:])
+        return self(batch[0])
 
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy`` (FSDP2) shard each backbone block, then the whole forecaster."""

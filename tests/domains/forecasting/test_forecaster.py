@@ -193,8 +193,8 @@ def test_bad_input_gives_one_clear_error(fitted):
         forecaster().cross_validation(df, n_windows=12, step_size=3)
     with pytest.raises(ValueError, match="val_size=2 is shorter than h=4"):
         forecaster(val_size=2)
-    with pytest.raises(NotImplementedError, match=r"\['price', 'temp'\]"):
-        forecaster(futr_exog_list=["price"], hist_exog_list=["temp"])
+    with pytest.raises(ValueError, match=r"exogenous column\(s\) \['price', 'temp'\] are not in the frame"):
+        forecaster(futr_exog_list=["price"], hist_exog_list=["temp"]).fit(df)
     static = pd.DataFrame({"unique_id": ["s0", "s1", "s2"], "region": [0.0, 1.0, 2.0]})
-    with pytest.raises(NotImplementedError, match=r"\['region'\]"):
+    with pytest.raises(ValueError, match=r"stat_exog_list is empty: .* stat_exog_list=\['region'\]"):
         forecaster().fit(df, static_df=static)
