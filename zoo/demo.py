@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,21 +44,29 @@ class DemoResult:
 
 
 def run_demo(
-    out_dir: str | Path = "zoo-demo", max_steps: int | None = None, console: Console | None = None
+    out_dir: str | Path = "zoo-demo",
+    max_steps: int | None = None,
+    console: Console | None = None,
+    overrides: Sequence[str] = (),
 ) -> DemoResult:
-    """Train, evaluate, plot and export; returns the measurements (also printed as a table)."""
+    """Train, evaluate, plot and export; returns the measurements (also printed as a table).
+
+    ``overrides`` are further ``zoo fit`` arguments applied after the recipe's, e.g.
+    ``["--data.init_args.max_test_windows", "64"]`` to score fewer test windows on a slow machine.
+    """
     from zoo.training.cli import ZooCLI
     from zoo.training.recipes import resolve_config_args
 
     console = console or Console()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    overrides = ["--trainer.logger.init_args.save_dir", str(out_dir)]
+    args = ["--config", DEMO_RECIPE, "--trainer.logger.init_args.save_dir", str(out_dir)]
     if max_steps is not None:
-        overrides += ["--trainer.max_steps", str(max_steps)]
+        args += ["--trainer.max_steps", str(max_steps)]
+    args += list(overrides)
     console.print(f"[bold]seqzoo demo[/bold]: {DEMO_RECIPE} -> {out_dir}/")
     with contextlib.ExitStack() as stack:
-        cli = ZooCLI(args=resolve_config_args(["--config", DEMO_RECIPE, *overrides], stack), run=False)
+        cli = ZooCLI(args=resolve_config_args(args, stack), run=False)
     trainer, task, data = cli.trainer, cli.model, cli.datamodule
     start = time.perf_counter()
     trainer.fit(task, datamodule=data)

