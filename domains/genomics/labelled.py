@@ -24,7 +24,6 @@ resumed or multi-process run sees the same examples as an uninterrupted one.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import warnings
@@ -41,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from zoo.domains.genomics.readers import FORMATS, format_of, open_genome
 from zoo.domains.genomics.tokenizer import DNATokenizer
 from zoo.domains.protein.tokenizer import Nonstandard, ProteinTokenizer
+from zoo.naming import did_you_mean
 from zoo.training.loader import ResumableDataLoader, SampleKey, resumable_loader
 
 logger = logging.getLogger(__name__)
@@ -575,8 +575,7 @@ def _resolve_alphabet(dataset: str | None, alphabet: Alphabet | None) -> Alphabe
                 )
             return domain
         known.update({name: domain for name in tasks})
-    close = difflib.get_close_matches(dataset, known, n=3, cutoff=0.4)
-    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    hint = did_you_mean(dataset, known)
     listing = "; ".join(
         f"{domain}: {', '.join(sorted(n for n, d in known.items() if d == domain))}" for domain in TASK_REGISTRIES
     )

@@ -22,7 +22,6 @@ the pinned sha256s and the split parameters. GPL data is fetched into the user's
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import logging
 import re
@@ -40,6 +39,7 @@ from zoo.domains.genomics.corpus import SPLITS
 from zoo.domains.genomics.datasets import LabelledTask, PinnedMember, check_no_leak
 from zoo.domains.protein import structure
 from zoo.domains.protein.tokenizer import ProteinTokenizer
+from zoo.naming import did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +126,8 @@ _DELEGATED: dict[str, Callable[..., pd.DataFrame]] = {"scope-fold": structure.lo
 def get_task(name: str) -> LabelledTask:
     """The task ``name``; an unknown name is an error suggesting the closest known ones."""
     if name not in TASKS:
-        close = difflib.get_close_matches(name, TASKS, n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
-        raise ValueError(f"unknown protein task {name!r}; {hint}known tasks: {', '.join(sorted(TASKS))}")
+        known = ", ".join(sorted(TASKS))
+        raise ValueError(f"unknown protein task {name!r}; {did_you_mean(name, TASKS)}known tasks: {known}")
     return TASKS[name]
 
 
