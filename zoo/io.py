@@ -107,14 +107,19 @@ def load_pretrained(folder: str | os.PathLike, device=None, dtype: torch.dtype |
     model = SeqModel(config)
     task = read_task(folder)
     if task is not None:
-        # a task model's file: its backbone part, by the prefix the task section names
-        prefix = task["backbone_prefix"]
-        tensors = safetensors.torch.load_file(str(weights))
-        state = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(f"{weights}: its {prefix!r} weights do not match its config: {err}") from None
+        # a task model's file: its backbone part, by the prefix the task section names. The backbone sits in an
+        # empty module tree at that prefix, so safetensors' load_model restores tensors the save de-duplicated
+        # (a shared parameter is stored once); the task's other tensors are the expected "unexpected" keys.
+        holder = outer = torch.nn.Module()
+        *parents, last = task["backbone_prefix"].rstrip(".").split(".")
+        for name in parents:
+            outer.add_module(name, torch.nn.Module())
+            outer = getattr(outer, name)
+        outer.add_module(last, model)
+        missing, _ = safetensors.torch.load_model(holder, str(weights), strict=False)
+        if missing:
+            raise ValueError(f"{weights}: its {task['backbone_prefix']!r} weights do not match its config: missing "
+                             f"{missing[:5]}")  # fmt: skip
         return model.to(device=device, dtype=dtype)
     missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
     # load_model already discounts tied copies (lm_head.weight), so anything left is a real mismatch.

@@ -20,8 +20,10 @@ BUNDLED = sorted(name for name, entry in ENTRIES.items() if entry.weights is not
 MAX_BUNDLED_BYTES = 25 * 2**20
 
 
-def test_the_genomics_entries_ship_weights():
+def test_the_genomics_and_forecasting_entries_ship_weights():
     assert {"hyenadna-tiny", "dna-xlstm-small"} <= set(BUNDLED)
+    forecasting = {name for name, entry in ENTRIES.items() if entry.domain == "forecasting"}
+    assert forecasting and forecasting <= set(BUNDLED), "the best ETTh1 model of every forecasting family ships"
 
 
 def test_bundled_weights_stay_within_budget():
@@ -41,9 +43,31 @@ def test_bundled_snapshot_is_a_hub_snapshot_of_its_entry(name):
     assert card.data.library_name == "seqzoo" and card.data.eval_results, "the card reports the run's evaluation"
     model = zoo.load(name)  # no network: the conftest keeps the suite offline
     tensors = load_file(folder / "model.safetensors")
-    state = model.state_dict()
+    task = json.loads((folder / "config.json").read_text()).get("task")
+    if task is not None:  # a task model (a forecaster): zoo.load gives its backbone, the domain the whole model
+        prefix = task["backbone_prefix"]
+        _assert_holds(load_task_model(task["kind"], name), tensors)
+        tensors = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
+    _assert_holds(model, tensors)
+
+
+def _assert_holds(module: torch.nn.Module, tensors: dict) -> None:
+    """``module`` holds exactly the file's tensors; a key the file lacks is a tensor the save de-duplicated
+    (stored once under another key: the same storage in the module)."""
+    state = module.state_dict()
+    assert set(tensors) <= set(state)
     for key, tensor in tensors.items():
         assert torch.equal(state[key], tensor), key
+    stored = {state[key].data_ptr() for key in tensors}
+    for key in set(state) - set(tensors):
+        assert state[key].data_ptr() in stored, f"{key} is neither in the file nor a shared copy of a stored tensor"
+
+
+def load_task_model(kind: str, name: str) -> torch.nn.Module:
+    assert kind == "forecasting", f"no loader known for task kind {kind!r}"
+    from zoo.domains.forecasting.pretrained import load_forecaster
+
+    return load_forecaster(name)[0]
 
 
 def test_bundled_weights_push_unchanged_and_load_back_from_the_hub(hub_server, tmp_path):

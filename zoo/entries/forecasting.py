@@ -8,7 +8,7 @@ from zoo.layers.mlp import MLPConfig
 from zoo.layers.mlstm import MLSTMConfig
 from zoo.layers.slstm import SLSTMConfig
 from zoo.model import ModelConfig
-from zoo.registry import Entry
+from zoo.registry import Entry, Weights
 
 _CONTEXT = 1024  # patches or time steps of look-back the backbone accepts
 _MLP = MLPConfig(kind="gelu", expand=2.0)
@@ -18,6 +18,17 @@ _MLP = MLPConfig(kind="gelu", expand=2.0)
 # iTransformer-style variate tokens attention without positions treats the channels as a set.
 _ATTENTION = AttentionConfig(num_heads=4, causal=False, rotary=False)
 _MAMBA2 = Mamba2Config(d_state=64, headdim=32, expand=2, chunk_size=64)
+#: sha256 of each shipped snapshot's model.safetensors: the whole ETTh1 forecaster (look-back 96, horizon 96)
+#: trained by the entry's recipe, the best-validation checkpoint of `python benchmarks/forecasting.py` (seed 0),
+#: exported by benchmarks/ship_forecasting_weights.sh. Shipped in the package until the seqzoo Hub organisation
+#: publishes them as seqzoo/<entry>@v1.
+_SHIPPED_SHA256 = {
+    "attn-ts-small": "44952950caa40fa86122bad7570e975f496c862b2b257f79f7ecf3bc8ad592d6",
+    "hyena-ts-small": "b96f5c5f7ce75621f4bf75023ef255199849a2b4c27bbcba7cc9eebd74ef6658",
+    "mamba2-ts-small": "6e80ef28d9d0be2747672240a1aea8c711960480c8be6917de1a30ea9cdb0c32",
+    "xlstm-ts-small": "cf3353cb3eaa52cf0bce13c8aea7e61935e662790c57142f3cbab8c971cc1519",
+    "hybrid-ts-small": "e162f3ee24fa749a9eec6f43cf10dcdac81645750996413905576cb920e4e43d",
+}
 
 
 def _forecaster(name: str, family: str, pattern: str, mixers: MixerConfigs, description: str) -> Entry:
@@ -31,6 +42,7 @@ def _forecaster(name: str, family: str, pattern: str, mixers: MixerConfigs, desc
         card=f"{name}.md",
         # the ETTh1 look-back-96 / horizon-96 run; etth1-192, -336 and -720 beside it cover the other horizons
         recipe=f"recipe://forecasting/{name}/etth1-96",
+        weights=Weights(repo_id=f"seqzoo/{name}", revision="v1", sha256=_SHIPPED_SHA256[name], bundled=True),
         config=ModelConfig(
             vocab=None,
             max_seq_len=_CONTEXT,

@@ -119,3 +119,29 @@ def test_from_pretrained_errors_name_the_problem(run, tmp_path):
     bare = save_pretrained(SeqModel(ModelConfig(vocab=None, max_seq_len=16)), tmp_path / "bare")
     with pytest.raises(ValueError, match="holds a bare backbone, not a forecaster"):
         load_forecaster(f"local-dir:{bare}")
+
+
+@pytest.mark.data
+def test_the_shipped_etth1_forecaster_scores_what_its_card_reports():
+    """The bundled attn-ts-small, through the pandas API on raw ETTh1 rows, reproduces its card's test MSE."""
+    from huggingface_hub import ModelCard
+
+    from zoo.api import bundled_snapshot
+    from zoo.domains.forecasting.datasets import load_dataset
+    from zoo.domains.forecasting.protocol import LongHorizonSplits
+
+    forecaster = Forecaster.from_pretrained("attn-ts-small")
+    card = ModelCard.load(bundled_snapshot("attn-ts-small") / "README.md")
+    reported = {m.metric_type: m.metric_value for m in card.data.eval_results}
+    wide = load_dataset("etth1")
+    splits = LongHorizonSplits(wide, 96, 96, split="ett-hourly")
+    start = splits.borders["test"][0]
+    windows = np.array(splits.windows("test").x)
+    with torch.no_grad():  # every test window at once through the wrapped model, on the protocol's scale
+        scaled = torch.cat([forecaster.task(x) for x in torch.as_tensor(windows).split(512)]).numpy()
+    assert np.mean((scaled - splits.windows("test").y) ** 2) == pytest.approx(reported["mse"], rel=1e-5)
+    history = wide.iloc[start : start + 96]  # and the first window through predict(df) on raw values
+    long = history.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"})
+    forecast = forecaster.predict(long).pivot(index="ds", columns="unique_id", values=forecaster.alias)
+    np.testing.assert_allclose((forecast[splits.channels].to_numpy() - splits.stats.mean) / splits.stats.std,
+                               scaled[0], rtol=1e-4, atol=1e-4)  # fmt: skip
