@@ -309,7 +309,7 @@ def fetch_member(
     if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
         raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache / artifact.cache_subdir / "members" / (_NESTED + "/").join(parts)
+    target = _member_target(cache, artifact, parts)
     where = f"{artifact.requirement}:{' -> '.join(parts)}"
     if target.is_file():
         try:
@@ -319,14 +319,25 @@ def fetch_member(
             # The artifact is pinned, so a differing cached member is damage, not a newer release: re-extract.
             warnings.warn(f"{error} Extracting it again.", stacklevel=2)
     source = fetch_artifact(artifact, cache_dir=cache, mirror=mirror)
+    with _open_member(source, parts, where) as stream:
+        _write_verified(stream, target, sha256, f"{where} (extracted from {source})")
+    return target
+
+
+def _member_target(cache: Path, artifact: Artifact, parts: tuple[str, ...]) -> Path:
+    """Where the member ``parts`` of ``artifact`` is cached."""
+    return cache / artifact.cache_subdir / "members" / (_NESTED + "/").join(parts)
+
+
+def _write_verified(stream: IO[bytes], target: Path, sha256: str, what: str) -> None:
+    """Copy ``stream`` to ``target`` atomically, refusing (nothing written) a sha256 other than ``sha256``."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _open_member(source, parts, where) as stream, atomic_file(target) as out:
+    with atomic_file(target) as out:
         digest = hashlib.sha256()
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
             out.write(chunk)
-        _check_digest(digest.hexdigest(), sha256, f"{where} (extracted from {source})")
-    return target
+        _check_digest(digest.hexdigest(), sha256, what)
 
 
 def fetch_members(
@@ -345,7 +356,7 @@ def fetch_members(
     pending: dict[str, tuple[Path, str]] = {}
     for member, sha256 in members:
         parts = _member_parts(member)
-        target = cache / artifact.cache_subdir / "members" / (_NESTED + "/").join(parts)
+        target = _member_target(cache, artifact, parts)
         if len(parts) == 1 and not target.is_file():
             pending.setdefault(parts[0], (target, sha256))
     if pending:
@@ -378,13 +389,8 @@ def _extract_tar_members(source: Path, pending: dict[str, tuple[Path, str]], req
             if part not in left:
                 continue
             target, sha256 = left.pop(part)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tar.extractfile(info) as stream, atomic_file(target) as out:
-                digest = hashlib.sha256()
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                _check_digest(digest.hexdigest(), sha256, f"{requirement}:{part} (extracted from {source})")
+            with tar.extractfile(info) as stream:
+                _write_verified(stream, target, sha256, f"{requirement}:{part} (extracted from {source})")
             if not left:
                 return
 
