@@ -21,6 +21,16 @@ def _seed_and_threads():
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread: on tiny matrices extra threads only add synchronisation, which dominates on a busy
+    machine (``pytestmark = pytest.mark.usefixtures("one_thread")`` in a module of tiny models)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def nan_poisoned_empty(monkeypatch):
     """Make ``torch.empty``/``empty_like`` return NaN-filled tensors so unwritten outputs fail asserts."""
     real_empty, real_empty_like = torch.empty, torch.empty_like

@@ -9,16 +9,15 @@ from zoo.training.cli import ZooCLI
 from zoo.training.recipes import recipe_file
 
 
+def debug_cli(tmp_path, *flags: str) -> ZooCLI:
+    """ZooCLI built (not run) from the genomics debug recipe, logging under ``tmp_path``, plus ``flags``."""
+    recipe = str(recipe_file("debug/genomics-causal"))
+    return ZooCLI(args=["--config", recipe, "--trainer.logger.init_args.save_dir", str(tmp_path), *flags], run=False)
+
+
 @pytest.fixture
 def cli(tmp_path):
-    return ZooCLI(
-        args=[
-            "--config", str(recipe_file("debug/genomics-causal")),
-            "--trainer.logger.init_args.save_dir", str(tmp_path),
-            "--checkpoint.every_n_train_steps", "7",
-        ],
-        run=False,
-    )  # fmt: skip
+    return debug_cli(tmp_path, "--checkpoint.every_n_train_steps", "7")
 
 
 def test_forced_callbacks_are_present_and_configurable(cli):
@@ -48,13 +47,6 @@ def test_deterministic_and_seeded_by_default(cli):
 
 def test_the_progress_bar_can_be_turned_off(tmp_path):
     # Lightning refuses enable_progress_bar=False beside a progress-bar callback: the default Rich bar goes
-    cli = ZooCLI(
-        args=[
-            "--config", str(recipe_file("debug/genomics-causal")),
-            "--trainer.logger.init_args.save_dir", str(tmp_path),
-            "--trainer.enable_progress_bar", "false",
-        ],
-        run=False,
-    )  # fmt: skip
+    cli = debug_cli(tmp_path, "--trainer.enable_progress_bar", "false")
     assert cli.trainer.progress_bar_callback is None
     assert not any(isinstance(c, RichProgressBar) for c in cli.trainer.callbacks)

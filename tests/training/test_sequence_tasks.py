@@ -23,13 +23,8 @@ from zoo.training.task import CHECKPOINT_KEY
 TOKENIZER = DNATokenizer()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: extra intra-op threads only add synchronisation, which dominates on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny matrices: one intra-op thread (the one_thread fixture of tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**kwargs) -> ModelConfig:

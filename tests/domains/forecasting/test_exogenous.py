@@ -25,13 +25,8 @@ TINY = ModelConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: extra intra-op threads only add synchronisation on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny matrices: one intra-op thread (the one_thread fixture of tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def promo_frame(n_series=3, length=80, seed=0) -> pd.DataFrame:

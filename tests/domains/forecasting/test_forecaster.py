@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from zoo.backbone import BackboneConfig, MixerConfigs
 from zoo.domains.forecasting.forecaster import Forecaster, quantile_columns
@@ -23,13 +22,8 @@ TINY = ModelConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: extra intra-op threads only add synchronisation on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny matrices: one intra-op thread (the one_thread fixture of tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sines(lengths=(60, 48, 40), starts=(0, 5, 9), freq="h", seed=0) -> pd.DataFrame:

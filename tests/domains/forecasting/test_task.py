@@ -29,13 +29,8 @@ MIXERS = MixerConfigs(
 FAMILIES = {"hyena": "H", "mamba2": "S", "xlstm": "ms", "attention": "A", "hybrid": "SA"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: extra intra-op threads only add synchronisation on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny matrices: one intra-op thread (the one_thread fixture of tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(pattern: str) -> ModelConfig:

@@ -21,13 +21,8 @@ AA = "ACDEFGHIKLMNPQRSTVWY"
 TOKENIZER = ProteinTokenizer()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: extra intra-op threads only add synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny matrices: one intra-op thread (the one_thread fixture of tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _table(n: int = 12, seed: int = 0) -> pd.DataFrame:
