@@ -354,7 +354,7 @@ def _describe(row: dict) -> str:
 
 
 def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.astype({c: "float64" for c in NUMERIC if c in frame.columns})
+    return run_table.as_numeric(frame, NUMERIC)
 
 
 def read_runs(path: Path) -> pd.DataFrame:

@@ -526,7 +526,7 @@ NUMERIC = ("accuracy", "balanced_accuracy", "f1", "spearman", "nats", "bits", "p
 
 
 def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in NUMERIC})
+    return run_table.as_numeric(frame, NUMERIC)
 
 
 def _describe(row: dict) -> str:

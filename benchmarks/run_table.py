@@ -48,6 +48,11 @@ def selected(frame: pd.DataFrame, part: str, configs: set[str]) -> pd.DataFrame:
     return frame[(frame["part"] == part) & frame["config"].isin(configs)]
 
 
+def as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with its ``columns`` (those it has) numeric; a cell that is not a number becomes NaN."""
+    return frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in columns if c in frame.columns})
+
+
 def read_runs(path: Path, columns: Sequence[str], script: str, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     """The run CSV (empty with ``columns`` if absent); ``key``, ``config``, ``seed``, ``note`` and
     ``text_columns`` are read as text. A CSV lacking ``key``, ``status`` or a text column is refused, naming
