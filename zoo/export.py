@@ -32,11 +32,9 @@ TASK_EXPORTERS = {
 }
 
 
-def load_checkpoint_model(ckpt_path: str | Path) -> tuple[SeqModel, dict]:
-    """The ``SeqModel`` inside a seqzoo training checkpoint and the checkpoint's ``seqzoo`` record.
-
-    The file is read with ``weights_only=True``: tensors and plain containers only, never code.
-    """
+def read_checkpoint(ckpt_path: str | Path) -> tuple[dict, dict]:
+    """A seqzoo training checkpoint and its ``seqzoo`` record (with the checkpoint's ``global_step`` and
+    ``epoch``). The file is read with ``weights_only=True``: tensors and plain containers only, never code."""
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"{ckpt_path} does not exist")
@@ -44,12 +42,25 @@ def load_checkpoint_model(ckpt_path: str | Path) -> tuple[SeqModel, dict]:
     record = checkpoint.get(CHECKPOINT_KEY)
     if record is None:
         raise ValueError(f"{ckpt_path} was not written by a seqzoo task (no '{CHECKPOINT_KEY}' record)")
-    model = SeqModel(from_dict(ModelConfig, record["model_config"]))
+    return checkpoint, {**record, "global_step": checkpoint.get("global_step"), "epoch": checkpoint.get("epoch")}
+
+
+def task_state(checkpoint: dict) -> dict:
+    """The task model's weights of a checkpoint: its state dict under ``model.``, prefix removed."""
     prefix = "model."
-    weights = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    model.load_state_dict(weights, strict=True)
-    record = {**record, "global_step": checkpoint.get("global_step"), "epoch": checkpoint.get("epoch")}
-    return model, record
+    return {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+
+
+def load_checkpoint_model(ckpt_path: str | Path) -> tuple[SeqModel, dict]:
+    """The ``SeqModel`` inside a seqzoo training checkpoint and the checkpoint's ``seqzoo`` record."""
+    checkpoint, record = read_checkpoint(ckpt_path)
+    return _backbone(checkpoint, record), record
+
+
+def _backbone(checkpoint: dict, record: dict) -> SeqModel:
+    model = SeqModel(from_dict(ModelConfig, record["model_config"]))
+    model.load_state_dict(task_state(checkpoint), strict=True)
+    return model
 
 
 def read_test_metrics(metrics_csv: str | Path) -> dict[str, float]:
@@ -253,30 +264,28 @@ def export_checkpoint(
     ``TASK_EXPORTERS`` is written by its domain's exporter (the whole task model, e.g. a forecaster).
     """
     ckpt_path = Path(ckpt_path)
-    exporter = _task_exporter(ckpt_path)
-    if exporter is not None:
-        return exporter(ckpt_path, out_dir, metrics_csv=metrics_csv, run_config=run_config, base_model=base_model,
-                        dataset=dataset)  # fmt: skip
-    model, record = load_checkpoint_model(ckpt_path)
-    if metrics_csv is None:
-        metrics_csv = ckpt_path.parent.parent / METRICS_FILE
-    metrics = read_test_metrics(metrics_csv)
+    checkpoint, record = read_checkpoint(ckpt_path)
+    metrics = read_test_metrics(metrics_csv if metrics_csv is not None else ckpt_path.parent.parent / METRICS_FILE)
     # written by LightningCLI beside the run's checkpoints
     run_yaml = Path(run_config) if run_config is not None else ckpt_path.parent.parent / "config.yaml"
-    run_config = yaml.safe_load(run_yaml.read_text()) if run_yaml.is_file() else None
-    card = render_card(
-        model, record, metrics, source=ckpt_path.name, base_model=base_model, dataset=dataset, run_config=run_config
-    )
+    run = yaml.safe_load(run_yaml.read_text()) if run_yaml.is_file() else None
+    exporter = _task_exporter(record)
+    if exporter is not None:
+        if run is None:
+            raise FileNotFoundError(f"{run_yaml} not found: pass the run's config.yaml (run_config=, --run-config) "
+                                    "so the export records the run's data")  # fmt: skip
+        return exporter(checkpoint, record, out_dir, metrics=metrics, run_config=run, source=ckpt_path.name,
+                        base_model=base_model, dataset=dataset)  # fmt: skip
+    model = _backbone(checkpoint, record)
+    card = render_card(model, record, metrics, source=ckpt_path.name, base_model=base_model, dataset=dataset,
+                       run_config=run)  # fmt: skip
     return save_pretrained(model, out_dir, extra_files={"README.md": card})
 
 
-def _task_exporter(ckpt_path: Path):
+def _task_exporter(record: dict):
     """The exporter of the checkpoint's task when ``TASK_EXPORTERS`` has one, else None (a bare backbone)."""
     import importlib
 
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"{ckpt_path} does not exist")
-    record = torch.load(ckpt_path, map_location="cpu", weights_only=True).get(CHECKPOINT_KEY) or {}
     target = TASK_EXPORTERS.get(str(record.get("task")))
     if target is None:
         return None

@@ -21,12 +21,10 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
-import yaml
 
 from zoo.config import from_dict
 from zoo.io import CONFIG_NAME, WEIGHTS_NAME, read_config, read_task, save_task_model
 from zoo.model import ModelConfig
-from zoo.training.task import CHECKPOINT_KEY
 
 TASK_KIND = "forecasting"
 BACKBONE_PREFIX = "backbone."
@@ -69,43 +67,33 @@ def data_description(run_config: dict) -> dict:
 
 
 def export_forecaster(
-    ckpt_path: str | Path,
+    checkpoint: dict,
+    record: dict,
     out_dir: str | Path,
-    metrics_csv: str | Path | None = None,
-    run_config: str | Path | None = None,
+    metrics: dict[str, float],
+    run_config: dict,
+    source: str,
     base_model: str | None = None,
     dataset: str | None = None,
 ) -> Path:
     """Write a forecasting checkpoint as a snapshot (``config.json`` with a ``task`` section,
-    ``model.safetensors`` of the whole forecaster, ``README.md``).
+    ``model.safetensors`` of the whole forecaster, ``README.md``): ``zoo.export.export_checkpoint``'s exporter
+    of ``ForecastingTask`` checkpoints (``checkpoint`` / ``record`` from ``zoo.export.read_checkpoint``).
 
-    ``metrics_csv`` (default: the run's ``metrics.csv`` beside ``checkpoints/``) gives the card's test metrics;
-    ``run_config`` (default: the run's ``config.yaml``) gives the data the forecaster was trained on.
+    ``metrics`` are the card's test metrics; ``run_config`` (the run's resolved ``config.yaml``) names the data
+    the forecaster was trained on, whose training statistics the snapshot records; ``source`` names the file.
     """
     from zoo.domains.forecasting.model import PatchForecaster
-    from zoo.export import METRICS_FILE, read_test_metrics, render_card
+    from zoo.export import render_card, task_state
 
-    ckpt_path = Path(ckpt_path)
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    record = checkpoint.get(CHECKPOINT_KEY) or {}
     if "forecaster" not in record:
-        raise ValueError(f"{ckpt_path} is not a forecasting checkpoint (no forecaster settings in its record)")
-    run_root = ckpt_path.parent.parent
-    run_config = Path(run_config) if run_config is not None else run_root / "config.yaml"
-    if not run_config.is_file():
-        raise FileNotFoundError(f"{run_config} not found: pass the run's config.yaml (run_config=) so the "
-                                "snapshot records the data's training statistics")  # fmt: skip
-    run = yaml.safe_load(run_config.read_text())
+        raise ValueError(f"{source} is not a forecasting checkpoint (no forecaster settings in its record)")
     config = from_dict(ModelConfig, record["model_config"])
     settings = _model_settings(record["forecaster"])
     module = PatchForecaster(config, **settings)
-    prefix = "model."
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    module.load_state_dict(state, strict=True)
-    data = data_description(run)
+    module.load_state_dict(task_state(checkpoint), strict=True)
+    data = data_description(run_config)
     task = {"kind": TASK_KIND, "backbone_prefix": BACKBONE_PREFIX, "settings": settings, "data": data}
-    metrics = read_test_metrics(metrics_csv if metrics_csv is not None else run_root / METRICS_FILE)
-    record = {**record, "global_step": checkpoint.get("global_step"), "epoch": checkpoint.get("epoch")}
     name = record.get("entry") or "local-dir:PATH_TO_THIS_FOLDER"
     usage = (
         "```python\nfrom zoo.domains.forecasting.forecaster import Forecaster\n"
@@ -116,8 +104,8 @@ def export_forecaster(
         f"scaled with the training statistics of {data['dataset']} stored in `config.json`. "
         f'`zoo.load("{name}")` gives the backbone alone, to fine-tune.'
     )
-    card = render_card(module.backbone, record, metrics, source=ckpt_path.name, base_model=base_model,
-                       dataset=dataset or data["dataset"], run_config=run, usage=usage,
+    card = render_card(module.backbone, record, metrics, source=source, base_model=base_model,
+                       dataset=dataset or data["dataset"], run_config=run_config, usage=usage,
                        parameters=sum(p.numel() for p in module.parameters()))  # fmt: skip
     return save_task_model(module, config, task, out_dir, extra_files={"README.md": card})
 
