@@ -74,8 +74,46 @@ def load(
     else:
         from zoo.hub.convert import convert
 
-        model = convert(entry.weights.source, folder)
+        model = _as_entry(convert(entry.weights.source, folder), entry, revision)
     return model.to(device=device, dtype=dtype)
+
+
+def _as_entry(model: SeqModel, entry: Entry, revision: str | None) -> SeqModel:
+    """A converted official checkpoint, checked against the architecture its entry promises.
+
+    Official ``config.json`` files rarely state the context a model was trained at (Caduceus has no such
+    field, Mamba none at all), so the converter's ``max_seq_len`` is a guess; the entry's is the documented
+    one, and it is what length checks downstream (embedding, variant scoring) read. Anything else that
+    differs means the repo at this revision holds another architecture than the entry describes: the
+    converted model is still exact (it is built from the checkpoint's own config), so that is a warning
+    that names the first field, not an error.
+    """
+    import dataclasses
+    import warnings
+
+    model.config = dataclasses.replace(model.config, max_seq_len=entry.config.max_seq_len)
+    promised, got = _flat(to_dict(entry.config)), _flat(to_dict(model.config))
+    differs = sorted(key for key in promised.keys() | got.keys() if promised.get(key) != got.get(key))
+    if differs:
+        at = revision or entry.weights.revision
+        warnings.warn(
+            f"{entry.name}: the checkpoint at {entry.weights.repo_id}@{at} has {differs[0]}="
+            f"{got.get(differs[0])!r} where the entry says {promised.get(differs[0])!r} "
+            f"({len(differs)} field(s) differ); the checkpoint's own architecture is used",
+            stacklevel=3,
+        )
+    return model
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": value}`` for a nested config dict, so a difference can be named by its path."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def download(

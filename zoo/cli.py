@@ -10,14 +10,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import get_args
 
 from rich.console import Console
 from rich.table import Column, Table
 
 import zoo
-from zoo.registry import UnknownModelError, get_entry
+from zoo.registry import Domain, UnknownModelError, get_entry
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _short_pattern(pattern: str, width: int = 12) -> str:
+    """A layer pattern that fits a table column: ``m×32`` for a uniform stack, else cut to ``width``."""
+    if len(pattern) <= width:
+        return pattern
+    if len(set(pattern)) == 1:
+        return f"{pattern[0]}×{len(pattern)}"
+    return f"{pattern[: width - 1]}…"
 
 
 def _cmd_list(args: argparse.Namespace, console: Console) -> int:
@@ -26,7 +36,7 @@ def _cmd_list(args: argparse.Namespace, console: Console) -> int:
     for name in zoo.list_models(args.pattern, domain=args.domain):
         entry = get_entry(name)
         weights = "yes" if entry.weights else "-"
-        rows.append([name, entry.domain, entry.config.backbone.pattern, f"{entry.context:,}", weights])
+        rows.append([name, entry.domain, _short_pattern(entry.config.backbone.pattern), f"{entry.context:,}", weights])
         descriptions.append(entry.description)
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     # One line per model: the short columns keep their width and the description is cut to what is left
@@ -151,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. '*dna*'")
-    p.add_argument("--domain", choices=("genomics", "protein", "forecasting"))
+    p.add_argument("--domain", choices=get_args(Domain))
     p.set_defaults(run=_cmd_list)
     p = sub.add_parser("info", help="show one model's size, context, licence and config")
     p.add_argument("name")

@@ -13,7 +13,7 @@ from typing import Literal
 
 from zoo.model import ModelConfig
 
-Domain = Literal["genomics", "protein", "forecasting"]
+Domain = Literal["genomics", "protein", "forecasting", "language"]
 
 
 @dataclass(frozen=True)

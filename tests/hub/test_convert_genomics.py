@@ -614,3 +614,40 @@ def test_caduceus_bad_checkpoints_are_one_line_errors(tmp_path, problem):
     with pytest.raises(IncompatibleCheckpointError) as err:
         convert("caduceus", folder)
     assert expected in _one_line(err)
+
+
+def test_official_caduceus_entry_gets_its_context_and_warns_on_another_architecture(tmp_path, monkeypatch):
+    import dataclasses
+    import warnings
+
+    import zoo
+    import zoo.api
+    from zoo.registry import get_entry
+
+    config = caduceus_config(n_layer=2)
+    folder = _write(tmp_path / "ckpt", config, caduceus_state(config))
+    monkeypatch.setattr(zoo.api, "download", lambda name, **kwargs: folder)
+    converted = convert("caduceus", folder)
+    assert converted.config.max_seq_len == 131_072, "the published config.json has no context: the converter guesses"
+
+    # The real entry promises d_model 118 and 4 layers; this checkpoint is another architecture.
+    message = (
+        r"caduceus-ps-1k-d118: the checkpoint at kuleshov-group/\S+@51d88e32\w+ "
+        r"has backbone\.d_model=16 where the entry says 118"
+    )
+    with pytest.warns(UserWarning, match=message):
+        model = zoo.load("caduceus-ps-1k-d118")
+    assert model.config.max_seq_len == 1024 and model.config.backbone.d_model == D
+
+    # An entry describing exactly this checkpoint loads without a warning, with the entry's context.
+    entry = dataclasses.replace(
+        get_entry("caduceus-ps-1k-d118"), config=dataclasses.replace(converted.config, max_seq_len=1024)
+    )
+    monkeypatch.setattr(zoo.api, "get_entry", lambda name: entry)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = zoo.load("caduceus-ps-1k-d118")
+    assert model.config == entry.config
+    ids = _ids(2, 13)
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, converted(ids).logits)

@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from huggingface_hub import HfApi, ModelCard, constants
 import zoo
 import zoo.entries
 from zoo.cli import main
+from zoo.hub.convert import mamba
 from zoo.io import save_pretrained
 from zoo.registry import Weights, get_entry
 
@@ -170,13 +172,21 @@ def test_official_checkpoint_is_detected_and_converted(official_mamba):
 
 def test_registry_entry_with_a_converter_source(official_mamba, monkeypatch):
     theirs, sha = official_mamba
+    # The entry describes the checkpoint's architecture, with the context it was trained at (which
+    # transformers' Mamba config.json does not record): the load gives that context, and warns about nothing.
+    architecture = mamba.model_config(theirs.config.to_dict())
     entry = dataclasses.replace(
         get_entry("hyenadna-tiny"),
         name="mamba-tiny-hubtest",
         weights=Weights("seqzoo-test/mamba-tiny-hf", sha, source="transformers-mamba"),
+        config=dataclasses.replace(architecture, max_seq_len=4096),
     )
     monkeypatch.setattr(zoo.entries, "ENTRIES", [*zoo.entries.ENTRIES, entry])
-    _assert_same_logits(theirs, zoo.load("mamba-tiny-hubtest"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = zoo.load("mamba-tiny-hubtest")
+    assert ours.config == entry.config and architecture.max_seq_len != 4096
+    _assert_same_logits(theirs, ours)
 
 
 def test_fetch_gets_every_shard_of_a_safetensors_index(hub_server, tmp_path):

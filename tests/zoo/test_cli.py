@@ -9,6 +9,12 @@ def test_list_filters_by_pattern(capsys):
     assert "dna-xlstm-small" in out and "prot-xlstm-small" in out and "hybridna-small" not in out
 
 
+def test_list_shortens_deep_patterns_and_filters_by_domain(capsys):
+    assert main(["list", "--domain", "language"]) == 0
+    out = capsys.readouterr().out
+    assert "m×32" in out and "xlstm-7b" in out and "mamba-130m" in out and "dna-xlstm-small" not in out
+
+
 def test_info_json_holds_the_full_config(capsys):
     assert main(["info", "hybridna-small", "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
