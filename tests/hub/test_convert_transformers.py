@@ -31,6 +31,7 @@ from zoo.hub.convert import (
 )
 from zoo.io import load_pretrained, save_pretrained
 from zoo.model import ModelConfig, SeqModel
+from zoo.registry import get_entry
 
 MODULES = {"transformers-mamba": mamba, "transformers-mamba2": mamba2, "mamba-ssm": mamba_ssm, "xlstm": xlstm}
 # the xLSTM backend on its CPU path, in fp32, accepting any length
@@ -352,3 +353,29 @@ def test_weights_that_do_not_match_the_config_are_a_one_line_error(tmp_path, cha
     with pytest.raises(IncompatibleCheckpointError) as excinfo:
         convert("transformers-mamba", tmp_path)
     assert expected in one_line_error(excinfo)
+
+
+def _official_state(name: str) -> dict[str, torch.Tensor]:
+    """The official model of entry ``name`` built on the meta device from the entry's published config,
+    its state dict renamed to seqzoo's keys by the converter's own mapping."""
+    from zoo.entries.mamba import mamba_hf_config
+    from zoo.entries.xlstm import XLSTM_7B_CONFIG
+
+    backbone = get_entry(name).config.backbone
+    with torch.device("meta"):
+        if name.startswith("mamba-"):
+            published = mamba_hf_config(backbone.d_model, len(backbone.pattern))
+            config = transformers.MambaConfig(**{k: v for k, v in published.items() if k != "model_type"})
+            return transformers.MambaForCausalLM(config).state_dict()
+        config = transformers.xLSTMConfig(**{k: v for k, v in XLSTM_7B_CONFIG.items() if k != "model_type"})
+        return xlstm.state_dict_to_seqzoo(transformers.xLSTMForCausalLM(config).state_dict())
+
+
+@pytest.mark.parametrize("name", ["mamba-130m", "mamba-370m", "mamba-790m", "xlstm-7b"])
+def test_official_language_entries_have_the_official_models_tensors(name):
+    # Every tensor the official model has, under the converter's name and with its shape, and nothing else:
+    # what a strict load of the real checkpoint needs (built on the meta device: xlstm-7b has 6.9B parameters).
+    theirs = {key: tuple(value.shape) for key, value in _official_state(name).items()}
+    with torch.device("meta"):
+        ours = {key: tuple(value.shape) for key, value in SeqModel(get_entry(name).config).state_dict().items()}
+    assert ours == theirs

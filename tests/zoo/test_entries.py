@@ -7,22 +7,26 @@ import torch
 import yaml
 
 import zoo
-from zoo.model import VOCABULARIES
+from zoo.api import parameter_count
 from zoo.registry import get_entry
 from zoo.testing import assert_close
 from zoo.training.recipes import recipe_text
 
 NAMES = zoo.list_models()
+# Official language models past 150M parameters (mamba-370m ... xlstm-7b) would take most of CI's memory and
+# minutes to initialise and run; their architectures are checked on the meta device against the official
+# code (tests/hub/test_convert_transformers.py), and the same code paths run here at 130M.
+RUNNABLE = [name for name in NAMES if parameter_count(get_entry(name)) <= 150_000_000]
 
 
 def _inputs(model, length=40):
     vocab = model.config.vocab
     if vocab is None:
         return {"inputs_embeds": torch.randn(2, length, model.d_model)}
-    return {"input_ids": torch.randint(7, len(VOCABULARIES[vocab]), (2, length))}
+    return {"input_ids": torch.randint(7, model.config.n_tokens, (2, length))}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", RUNNABLE)
 def test_entry_builds_runs_forward_and_backward(name):
     model = zoo.load(name, pretrained=False)
     out = model(**_inputs(model))
@@ -30,12 +34,10 @@ def test_entry_builds_runs_forward_and_backward(name):
     assert torch.isfinite(target).all()
     target.float().pow(2).mean().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads), (
-        "every parameter gets a finite gradient"
-    )
+    assert all(g is not None and torch.isfinite(g).all() for g in grads), "every parameter gets a finite gradient"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", RUNNABLE)
 def test_entry_step_matches_forward_when_causal(name):
     model = zoo.load(name, pretrained=False).eval()
     inputs = _inputs(model, length=6)
@@ -60,11 +62,7 @@ def test_entry_has_card_and_declares_its_recipe(name):
     entry = get_entry(name)
     assert entry.card == f"{name}.md", "every entry ships a model card template"
     card = files("zoo.model_cards").joinpath(entry.card).read_text()
-    assert (
-        card.startswith("---\n")
-        and "library_name: seqzoo" in card
-        and f"license: {entry.license.lower()}" in card
-    )
+    assert card.startswith("---\n") and "library_name: seqzoo" in card and f"license: {entry.license.lower()}" in card
     if entry.domain == "forecasting":
         assert entry.recipe == f"recipe://forecasting/{name}/etth1-96"
         recipe = yaml.safe_load(recipe_text(entry.recipe))

@@ -3,6 +3,7 @@
 import pytest
 
 import zoo
+from zoo.api import parameter_count
 from zoo.model import count_parameters
 from zoo.registry import get_entry
 
@@ -14,6 +15,22 @@ PUBLISHED_PARAMETERS = {
     "hyenadna-small-32k": 3_281_664,
     "hyenadna-medium-160k": 6_554_624,
 }
+
+
+# Parameter counts public projects measured on the loaded official checkpoints (Caduceus through its remote
+# code, Mamba through transformers / mamba_ssm); seqzoo's counts are the same tensors.
+PUBLISHED_COUNTS = {
+    "caduceus-ps-131k": 7_725_312,
+    "caduceus-ps-1k": 1_934_592,
+    "caduceus-ps-1k-d118": 470_702,
+    "mamba-130m": 129_135_360,
+    "mamba2-130m": 128_989_632,
+}
+
+
+@pytest.mark.parametrize(("name", "published"), PUBLISHED_COUNTS.items())
+def test_official_entries_have_the_published_parameter_counts(name, published):
+    assert parameter_count(get_entry(name)) == published
 
 
 @pytest.mark.parametrize(("name", "published"), PUBLISHED_PARAMETERS.items())

@@ -1,6 +1,7 @@
 """Bio-xLSTM style models: mLSTM (and sLSTM) stacks for DNA and proteins (Schmidinger et al., 2024)."""
 
 from zoo.backbone import BackboneConfig, MixerConfigs
+from zoo.hub.convert import xlstm as xlstm_convert
 from zoo.layers.mlp import MLPConfig
 from zoo.layers.mlstm import MLSTMConfig
 from zoo.layers.slstm import SLSTMConfig
@@ -57,4 +58,29 @@ PROT_XLSTM_SMALL = Entry(
     ),
 )
 
-ENTRIES = (DNA_XLSTM_SMALL, PROT_XLSTM_SMALL)
+
+#: The published ``config.json`` of NX-AI/xLSTM-7b (the fields the converter reads; kernel choices such as
+#: ``chunkwise_kernel`` change no value and are left out)
+XLSTM_7B_CONFIG = {
+    "model_type": "xlstm", "embedding_dim": 4096, "num_blocks": 32, "num_heads": 8, "vocab_size": 50304,
+    "qk_dim_factor": 0.5, "v_dim_factor": 1.0, "ffn_proj_factor": 2.667, "ffn_round_up_to_multiple_of": 64,
+    "gate_soft_cap": 15.0, "output_logit_soft_cap": 30.0, "chunk_size": 64, "weight_mode": "single",
+    "use_bias": False, "add_out_norm": True, "norm_eps": 1e-6, "norm_reduction_force_float32": True,
+    "tie_word_embeddings": False,
+}  # fmt: skip
+
+XLSTM_7B = Entry(
+    name="xlstm-7b",
+    family="xlstm",
+    domain="language",
+    description="Official xLSTM 7B (NX-AI, 2.3T tokens of text and code, GPT-NeoX tokens), 32 mLSTM blocks, d 4096",
+    reference="NX-AI/xLSTM-7b: converted from the official transformers checkpoint (sharded safetensors)",
+    license="Apache-2.0",
+    card="xlstm-7b.md",
+    # The revision other public projects pin (cache snapshots of runs with transformers 5); the weights are
+    # sharded, so there is no single published model.safetensors digest to check.
+    weights=Weights(repo_id="NX-AI/xLSTM-7b", revision="9dc507bd0939cf372a4a4f667335651d8e49dddb", source="xlstm"),
+    config=xlstm_convert.model_config(XLSTM_7B_CONFIG),
+)
+
+ENTRIES = (DNA_XLSTM_SMALL, PROT_XLSTM_SMALL, XLSTM_7B)
