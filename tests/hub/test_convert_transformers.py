@@ -152,10 +152,11 @@ def test_transformers_xlstm_converts_with_the_same_logits(tmp_path):
     assert_same_logits(theirs, ours, 40)
 
 
-def write_mamba_ssm(folder, theirs, ssm_cfg: dict, vocab: int, tie: bool) -> None:
-    """A mamba_ssm ``MambaLMHeadModel`` folder holding ``theirs``' (a transformers model) weights."""
+def write_mamba_ssm(folder, theirs, ssm_cfg: dict, vocab: int, tie: bool, drop: str | None = None) -> None:
+    """A mamba_ssm ``MambaLMHeadModel`` folder holding ``theirs``' (a transformers model) weights; ``drop``
+    leaves one name of a tied pair out, as a safetensors conversion of a pickled checkpoint does."""
     state = {k.replace("backbone.embeddings.", "backbone.embedding."): v for k, v in theirs.state_dict().items()}
-    state = {k: v.clone() for k, v in state.items()}  # save_file refuses tensors sharing memory (tied)
+    state = {k: v.clone() for k, v in state.items() if k != drop}  # save_file refuses shared memory (tied)
     safetensors.torch.save_file(state, str(folder / "model.safetensors"))
     config = {
         "d_model": theirs.config.hidden_size,
@@ -175,10 +176,14 @@ def write_mamba_ssm(folder, theirs, ssm_cfg: dict, vocab: int, tie: bool) -> Non
     (folder / "config.json").write_text(json.dumps(config))
 
 
-def test_mamba_ssm_mamba1_folder_converts_with_the_same_logits(tmp_path):
+@pytest.mark.parametrize(
+    "drop", [None, "lm_head.weight", "backbone.embedding.weight"], ids=["both-names", "no-head", "no-embedding"]
+)
+def test_mamba_ssm_mamba1_folder_converts_with_the_same_logits(tmp_path, drop):
     theirs = hf_mamba(tie=True)
     # 45 tokens padded to a multiple of 8: the 48 embedding rows of the transformers model
-    write_mamba_ssm(tmp_path, theirs, {"d_state": 8, "d_conv": 4, "expand": 2, "dt_rank": 3, "bias": True}, 45, True)
+    ssm_cfg = {"d_state": 8, "d_conv": 4, "expand": 2, "dt_rank": 3, "bias": True}
+    write_mamba_ssm(tmp_path, theirs, ssm_cfg, 45, True, drop=drop)
     assert detect_source(tmp_path) == "mamba-ssm"
     ours = convert("mamba-ssm", tmp_path)
     assert (ours.config.n_tokens, ours.config.vocab_size) == (45, 48)

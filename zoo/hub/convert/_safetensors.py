@@ -87,7 +87,15 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def untie_head(state: dict[str, torch.Tensor], embedding_key: str, head_key: str, folder: Path) -> None:
-    """Drop a tied checkpoint's copy of the LM head, refusing one that differs from the embedding."""
+    """Drop a tied checkpoint's copy of the LM head, refusing one that differs from the embedding.
+
+    A file may hold the shared tensor under either name: safetensors cannot store two names for one tensor,
+    so a conversion from a pickled checkpoint keeps one of them (the Hub's converter keeps the first name
+    in sorted order, which for mamba_ssm is the embedding, but other tools keep the head).
+    """
+    if embedding_key not in state and head_key in state:
+        state[embedding_key] = state.pop(head_key)
+        return
     head = state.pop(head_key, None)
     if head is not None and not torch.equal(head, state.get(embedding_key, head)):
         raise IncompatibleCheckpointError(
