@@ -48,13 +48,15 @@ from zoo.domains.protein.similarity import (
     DEFAULT_MIN_SHARED,
     SPLITS,
     cluster_sequences,
+    hold_out_strictly,
+    kmer_matrix,
     split_by_cluster,
 )
 
 logger = logging.getLogger(__name__)
 
 #: Bump when parsing or clustering changes, so caches written by older code are not reused.
-PARSED_FORMAT = 1
+PARSED_FORMAT = 2  # 2: held-out clusters that resemble training moved to train (hold_out_strictly)
 DEFAULT_FRACTIONS = (0.9, 0.05, 0.05)
 
 
@@ -202,9 +204,12 @@ def build_corpus(
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     seed: int = 0,
 ) -> Corpus:
-    """Cluster ``sequences`` by similarity and split whole clusters (``zoo.domains.protein.similarity``)."""
-    cluster_ids = cluster_sequences(sequences, k=k, min_shared=min_shared, seed=seed)
+    """Cluster ``sequences`` by similarity, split whole clusters, and move into train every held-out cluster
+    that still resembles training (``zoo.domains.protein.similarity``; a no-op after exact clustering)."""
+    matrix = kmer_matrix(sequences, k)
+    cluster_ids = cluster_sequences(sequences, k=k, min_shared=min_shared, seed=seed, matrix=matrix)
     split = split_by_cluster(cluster_ids, fractions, seed=seed)
+    split = hold_out_strictly(matrix, cluster_ids, split, min_shared)
     return Corpus(name, list(names), list(sequences), cluster_ids, split)
 
 

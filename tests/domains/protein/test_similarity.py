@@ -5,6 +5,7 @@ import pytest
 
 from zoo.domains.protein.similarity import (
     cluster_sequences,
+    hold_out_strictly,
     kmer_matrix,
     nearest_train_similarity,
     shared_fraction,
@@ -81,6 +82,23 @@ def test_split_keeps_clusters_whole_and_no_held_out_sequence_resembles_training(
     assert np.nanmax(nearest_train_similarity(seqs, leaky)) > 0.3
     assert (split_by_cluster(ids, (0.8, 0.1, 0.1), seed=3) == split).all()
     assert not (split_by_cluster(ids, (0.8, 0.1, 0.1), seed=4) == split).all()
+
+
+def test_strict_hold_out_moves_leaking_clusters_into_train_until_none_resembles_training():
+    seqs, _ = _family_corpus(n_families=100, members=4, identity=0.75)
+    # A two-k-mer sketch misses many family pairs, as the default sketch does on Swiss-Prot's large families.
+    ids = cluster_sequences(seqs, method="sketch", sketch_size=2)
+    split = split_by_cluster(ids, (0.8, 0.1, 0.1), seed=0)
+    assert (nearest_train_similarity(seqs, split) >= 0.1).sum() > 10, "the sketch split leaks"
+    strict = hold_out_strictly(kmer_matrix(seqs), ids, split, min_shared=0.1)
+    assert np.nanmax(nearest_train_similarity(seqs, strict)) < 0.1
+    assert ((strict == split) | (strict == "train")).all(), "held-out rows only ever move into train"
+    assert all(len(set(strict[ids == c].tolist())) == 1 for c in np.unique(ids)), "clusters stay whole"
+    assert 0 < (strict == "test").sum() < (split == "test").sum()
+    # After exact clustering nothing resembles training across splits: a no-op.
+    exact = cluster_sequences(seqs, method="exact")
+    exact_split = split_by_cluster(exact, (0.8, 0.1, 0.1), seed=0)
+    assert (hold_out_strictly(kmer_matrix(seqs), exact, exact_split) == exact_split).all()
 
 
 def test_a_cluster_too_large_for_a_held_out_split_trains():
