@@ -29,7 +29,8 @@ sequences of ``uniprot-20k`` it finds 8,688 clusters where the exact single link
 ``method="auto"`` compares all pairs exactly (step 2 replaced by a chunked sparse product, cost ~N**2 through
 chance matches) up to ``EXACT_LIMIT`` sequences and uses the sketch beyond; ``nearest_train_similarity``
 measures any split exactly. On Swiss-Prot (435k sequences, large families) the sketch leaves most test
-sequences with a training neighbour above the threshold (``zoo.domains.protein.corpus`` gives the numbers).
+sequences with a training neighbour above the threshold, so ``hold_out_strictly`` then moves every held-out
+cluster that resembles training into train, measured exactly (``zoo.domains.protein.corpus`` gives the numbers).
 Why not ``datasketch``'s MinHash LSH: it estimates Jaccard (not containment) with one Python object per
 sequence; numpy over the whole corpus at once verifies pairs exactly, with no Python loop per sequence.
 """
