@@ -68,6 +68,31 @@ class Entry:
         return self.config.max_seq_len
 
 
+def official_entry(
+    name: str,
+    family: str,
+    domain: Domain,
+    description: str,
+    license: str,
+    config: ModelConfig,
+    weights: Weights,
+    layout: str = "checkpoint",
+) -> Entry:
+    """An entry for another project's published checkpoint: converted on load by ``weights.source``'s converter,
+    described by the card ``model_cards/<name>.md``, trained by no seqzoo recipe."""
+    return Entry(
+        name=name,
+        family=family,
+        domain=domain,
+        description=description,
+        reference=f"{weights.repo_id}: converted from the official {layout}",
+        license=license,
+        card=f"{name}.md",
+        weights=weights,
+        config=config,
+    )
+
+
 class UnknownModelError(KeyError):
     """An unknown model name; the message lists the closest registered names."""
 

@@ -6,7 +6,7 @@ from zoo.backbone import BackboneConfig, MixerConfigs
 from zoo.hub.convert.caduceus import caduceus_model_config
 from zoo.layers.mamba import MambaConfig
 from zoo.model import ModelConfig
-from zoo.registry import Entry, Weights
+from zoo.registry import Entry, Weights, official_entry
 
 CADUCEUS_SMALL = Entry(
     name="caduceus-small",
@@ -62,17 +62,15 @@ def _official(variant: str, seqlen: str, d_model: int, n_layer: int, revision: s
     context = {"131k": 131_072, "1k": 1_024}[seqlen]
     size = seqlen if d_model == 256 else f"{seqlen}-d{d_model}"
     rc = "RC-equivariant by parameter sharing" if variant == "ps" else "RC-augmented, not RC-equivariant"
-    return Entry(
+    return official_entry(
         name=f"caduceus-{variant}-{size}",
         family="caduceus",
         domain="genomics",
         description=f"Official Caduceus-{variant.upper()} {seqlen} (kuleshov-group, hg38 masked LM), "
         f"{n_layer} BiMamba layers, d {d_model}, {rc}",
-        reference=f"{repo}: converted from the official checkpoint",
         license="Apache-2.0",
-        card=f"caduceus-{variant}-{size}.md",
-        weights=Weights(repo_id=repo, revision=revision, source="caduceus", sha256=sha256),
         config=dataclasses.replace(caduceus_model_config(published), max_seq_len=context),
+        weights=Weights(repo_id=repo, revision=revision, source="caduceus", sha256=sha256),
     )
 
 

@@ -5,7 +5,7 @@ from zoo.hub.convert.hyenadna import hf_model_config
 from zoo.layers.hyena import HyenaConfig
 from zoo.layers.mlp import MLPConfig
 from zoo.model import ModelConfig
-from zoo.registry import Entry, Weights
+from zoo.registry import Entry, Weights, official_entry
 
 HYENADNA_TINY = Entry(
     name="hyenadna-tiny",
@@ -57,16 +57,14 @@ def _official(size: str, repo: str, revision: str, sha256: str | None, d_model: 
         "max_seq_len": l_max, "emb_dim": 5, "filter_order": 64, "short_filter_order": 3, "hyena_order": 2,
         "activation_freq": 10, "vocab_size": 12, "pad_vocab_size_multiple": 8, "tie_word_embeddings": False,
     }  # fmt: skip
-    return Entry(
+    return official_entry(
         name=f"hyenadna-{size}",
         family="hyenadna",
         domain="genomics",
         description=f"Official HyenaDNA {size} (LongSafari, pretrained on hg38), {n_layer} layers, d {d_model}",
-        reference=f"{repo}: converted from the official checkpoint",
         license="BSD-3-Clause",
-        card=f"hyenadna-{size}.md",
-        weights=Weights(repo_id=repo, revision=revision, source="hyenadna", sha256=sha256),
         config=hf_model_config(config),
+        weights=Weights(repo_id=repo, revision=revision, source="hyenadna", sha256=sha256),
     )
 
 

@@ -10,7 +10,7 @@ whose safetensors conversions are unpinned pull requests) are left out rather th
 """
 
 from zoo.hub.convert import mamba, mamba_ssm
-from zoo.registry import Entry, Weights
+from zoo.registry import Entry, Weights, official_entry
 
 
 def mamba_hf_config(d_model: int, n_layer: int) -> dict:
@@ -26,16 +26,15 @@ def mamba_hf_config(d_model: int, n_layer: int) -> dict:
 def _mamba(size: str, d_model: int, n_layer: int, revision: str, sha256: str | None) -> Entry:
     """A ``state-spaces/mamba-<size>-hf`` checkpoint (transformers' ``MambaForCausalLM`` layout)."""
     repo = f"state-spaces/mamba-{size}-hf"
-    return Entry(
+    return official_entry(
         name=f"mamba-{size}",
         family="mamba",
         domain="language",
         description=f"Official Mamba {size} (state-spaces, the Pile, GPT-NeoX tokens), {n_layer} layers, d {d_model}",
-        reference=f"{repo}: converted from the official transformers checkpoint",
         license="Apache-2.0",
-        card=f"mamba-{size}.md",
-        weights=Weights(repo_id=repo, revision=revision, source="transformers-mamba", sha256=sha256),
         config=mamba.model_config(mamba_hf_config(d_model, n_layer)),
+        weights=Weights(repo_id=repo, revision=revision, source="transformers-mamba", sha256=sha256),
+        layout="transformers checkpoint",
     )
 
 
@@ -52,16 +51,15 @@ def _mamba2(size: str, d_model: int, n_layer: int, revision: str, sha256: str | 
         "ssm_cfg": {"layer": "Mamba2"}, "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": True,
         "residual_in_fp32": True, "fused_add_norm": True, "pad_vocab_size_multiple": 16, "tie_embeddings": True,
     }  # fmt: skip
-    return Entry(
+    return official_entry(
         name=f"mamba2-{size}",
         family="mamba2",
         domain="language",
         description=f"Official Mamba-2 {size} (state-spaces, the Pile, GPT-NeoX tokens), {n_layer} layers, d {d_model}",
-        reference=f"{repo}: converted from the official mamba_ssm checkpoint (safetensors conversion PR)",
         license="Apache-2.0",
-        card=f"mamba2-{size}.md",
-        weights=Weights(repo_id=repo, revision=revision, source="mamba-ssm", sha256=sha256),
         config=mamba_ssm.model_config(published),
+        weights=Weights(repo_id=repo, revision=revision, source="mamba-ssm", sha256=sha256),
+        layout="mamba_ssm checkpoint (safetensors conversion PR)",
     )
 
 

@@ -6,7 +6,7 @@ from zoo.layers.mlp import MLPConfig
 from zoo.layers.mlstm import MLSTMConfig
 from zoo.layers.slstm import SLSTMConfig
 from zoo.model import ModelConfig
-from zoo.registry import Entry, Weights
+from zoo.registry import Entry, Weights, official_entry
 
 DNA_XLSTM_SMALL = Entry(
     name="dna-xlstm-small",
@@ -69,18 +69,17 @@ XLSTM_7B_CONFIG = {
     "tie_word_embeddings": False,
 }  # fmt: skip
 
-XLSTM_7B = Entry(
+XLSTM_7B = official_entry(
     name="xlstm-7b",
     family="xlstm",
     domain="language",
     description="Official xLSTM 7B (NX-AI, 2.3T tokens of text and code, GPT-NeoX tokens), 32 mLSTM blocks, d 4096",
-    reference="NX-AI/xLSTM-7b: converted from the official transformers checkpoint (sharded safetensors)",
     license="Apache-2.0",
-    card="xlstm-7b.md",
+    config=xlstm_convert.model_config(XLSTM_7B_CONFIG),
     # The revision other public projects pin (cache snapshots of runs with transformers 5); the weights are
     # sharded, so there is no single published model.safetensors digest to check.
     weights=Weights(repo_id="NX-AI/xLSTM-7b", revision="9dc507bd0939cf372a4a4f667335651d8e49dddb", source="xlstm"),
-    config=xlstm_convert.model_config(XLSTM_7B_CONFIG),
+    layout="transformers checkpoint (sharded safetensors)",
 )
 
 ENTRIES = (DNA_XLSTM_SMALL, PROT_XLSTM_SMALL, XLSTM_7B)
