@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,7 @@ def _as_entry(model: SeqModel, entry: Entry, revision: str | None) -> SeqModel:
     converted model is still exact (it is built from the checkpoint's own config), so that is a warning
     that names the first field, not an error.
     """
-    import dataclasses
-    import warnings
-
-    model.config = dataclasses.replace(model.config, max_seq_len=entry.config.max_seq_len)
+    model.config = replace(model.config, max_seq_len=entry.config.max_seq_len)
     promised, got = _flat(to_dict(entry.config)), _flat(to_dict(model.config))
     differs = sorted(key for key in promised.keys() | got.keys() if promised.get(key) != got.get(key))
     if differs:

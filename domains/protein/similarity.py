@@ -275,18 +275,14 @@ def split_by_cluster(
 
 
 def nearest_train_similarity(
-    seqs: Sequence[str],
-    split: np.ndarray,
-    k: int = DEFAULT_K,
-    rows_per_chunk: int = 2048,
-    matrix: sp.csr_matrix | None = None,
+    seqs: Sequence[str], split: np.ndarray, k: int = DEFAULT_K, rows_per_chunk: int = 2048
 ) -> np.ndarray:
     """Exact ``max shared(s, t)`` over training sequences ``t``, for every held-out sequence ``s`` ``[N]`` float
     (NaN for training rows, 0 where nothing is shared). A split is sound at ``min_shared`` if the max is below it.
 
     Cost is the sparse product held-out x train (chunked over held-out rows), not N x N dense memory.
     """
-    matrix = kmer_matrix(seqs, k) if matrix is None else matrix
+    matrix = kmer_matrix(seqs, k)
     split = np.asarray(split)
     held = np.flatnonzero(split != "train")
     best = np.full(len(split), np.nan)
