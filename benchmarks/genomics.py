@@ -7,9 +7,12 @@ stopped (a row whose status is ``ok`` is skipped; ``--force`` recomputes):
    same architecture from random initialisation, with the same budget (``--steps`` optimizer steps, AdamW
    ``--lr``, ``--batch-size``, ``--pooling``, Lightning on ``--device``), plus ``KmerBaseline`` (canonical
    6-mers + logistic / ridge regression) and ``CNNBaseline`` (one-hot CNN, early-stopped on the val split),
-   for every seed of ``--seeds``. Test metrics are those of the model after the last step (no checkpoint
-   selection: no files are written, and every model gets exactly the same budget). Classification reports
-   accuracy and AUROC (macro one-vs-rest for more than two classes), regression Spearman's rho.
+   for every seed of ``--seeds``. The learning rate warms up over the first 5% of the steps and decays by a
+   cosine (``--schedule cosine``; ``constant`` keeps it flat). With ``--val-every N`` the model is validated
+   every N steps, training stops after ``--patience`` validations without a lower val loss, and the test
+   metrics are those of the checkpoint with the lowest val loss, the protocol the CNN gets; with
+   ``--val-every 0`` they are those of the model after the last step. Classification reports accuracy and
+   AUROC (macro one-vs-rest for more than two classes), regression Spearman's rho.
 2. **Held-out perplexity**: bits per base of each pretrained model on the first ``--perplexity-bases`` bases of
    every test segment of the pretraining corpus (``dna-corpus``: yeast chr16, fly chr2R end, worm chrX end,
    human chr5 region, E. coli end), pooled over the scored bases, beside the parameter count and order-k
@@ -125,7 +128,11 @@ def finetune_config(args) -> str:
     """The settings a fine-tuning row depends on (part of its key)."""
     # The pooling is named only when it is not the default, so rows of earlier runs keep their keys.
     pooling = f",pool={args.pooling}" if args.pooling != "mean" else ""
-    return f"steps={args.steps},bs={args.batch_size},lr={args.lr:g},n={args.max_train_samples or 'all'}{pooling}"
+    # Likewise the schedule and the validation protocol, whose earlier runs were constant and last-step.
+    schedule = f",sched={args.schedule}" if args.schedule != "constant" else ""
+    selection = f",val={args.val_every},patience={args.patience}" if args.val_every else ""
+    return (f"steps={args.steps},bs={args.batch_size},lr={args.lr:g},n={args.max_train_samples or 'all'}"
+            f"{pooling}{schedule}{selection}")  # fmt: skip
 
 
 def baseline_config(args, model: str) -> str:
@@ -204,11 +211,13 @@ def _proba_in_class_order(proba: np.ndarray, classes: np.ndarray, task: str) -> 
 
 
 def run_finetune(task: str, family: str, pretrained: bool, seed: int, args) -> dict:
-    """Fine-tune ``family`` (pretrained or from scratch) for ``args.steps`` steps; test metrics of the last model."""
+    """Fine-tune ``family`` (pretrained or from scratch) for at most ``args.steps`` steps; test metrics of the
+    checkpoint with the lowest val loss (``args.val_every`` > 0) or of the model after the last step."""
     import lightning.pytorch as pl
     import torch
 
     from zoo.domains.genomics.labelled import LabelledSequenceDataModule
+    from zoo.training.schedules import WarmupCosineLR
     from zoo.training.sequence_tasks import SequenceClassificationTask, SequenceRegressionTask
 
     kind, num_classes = task_spec(task)
@@ -216,14 +225,15 @@ def run_finetune(task: str, family: str, pretrained: bool, seed: int, args) -> d
     row = partial(make_row, "finetune", task, family, init, seed, finetune_config(args))
     pl.seed_everything(seed, workers=True, verbose=False)
     optimizer = partial(torch.optim.AdamW, lr=args.lr, weight_decay=0.01)
+    scheduler = None
+    if args.schedule == "cosine":
+        scheduler = partial(WarmupCosineLR, warmup_steps=max(1, args.steps // 20), total_steps=args.steps)
+    common = dict(entry=family, pretrained=pretrained, pooling=args.pooling, optimizer=optimizer, scheduler=scheduler)
     try:
         if kind == "classification":
-            module = SequenceClassificationTask(entry=family, pretrained=pretrained, num_classes=num_classes,
-                                                pooling=args.pooling, optimizer=optimizer)  # fmt: skip
+            module = SequenceClassificationTask(num_classes=num_classes, **common)
         else:
-            module = SequenceRegressionTask(
-                entry=family, pretrained=pretrained, pooling=args.pooling, optimizer=optimizer
-            )
+            module = SequenceRegressionTask(**common)
     except (ValueError, NotImplementedError, OSError) as err:  # RecipeError is a ValueError
         if not pretrained:
             raise
@@ -232,17 +242,27 @@ def run_finetune(task: str, family: str, pretrained: bool, seed: int, args) -> d
                                       max_train_samples=args.max_train_samples, seed=seed)  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        callbacks, validation = [], dict(limit_val_batches=0, enable_checkpointing=False)
+        if args.val_every:
+            best = pl.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val/loss", mode="min", save_top_k=1)
+            stop = pl.callbacks.EarlyStopping(monitor="val/loss", mode="min", patience=args.patience)
+            callbacks = [best, stop]
+            validation = dict(val_check_interval=min(args.val_every, args.steps), check_val_every_n_epoch=None)
         trainer = pl.Trainer(
             accelerator=args.device, devices=1, max_steps=args.steps, max_epochs=-1, logger=False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=tmp,
+            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp,
+            callbacks=callbacks, **validation,
         )  # fmt: skip
         trainer.fit(module, datamodule=data)
-        (metrics,) = trainer.test(module, datamodule=data, verbose=False)
+        note = ""
+        if args.val_every:
+            best_step = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["global_step"]
+            note = f"best val loss at step {best_step}, stopped at {trainer.global_step}"
+        (metrics,) = trainer.test(module, datamodule=data, verbose=False, ckpt_path="best" if args.val_every else None)
     values = {name: float(metrics[f"test/{name}"]) for name in ("accuracy", "auroc", "spearman", "pearson")
               if f"test/{name}" in metrics}  # fmt: skip
     params = sum(p.numel() for p in module.model.parameters())
-    return row(params=params, seconds=time.perf_counter() - start, **values)
+    return row(params=params, seconds=time.perf_counter() - start, note=note, **values)
 
 
 def _test_pieces(corpus: str, bases: int) -> list[tuple[str, np.ndarray]]:
@@ -432,8 +452,9 @@ def _render_finetune(frame: pd.DataFrame, args) -> list[str]:
     lines = [
         "### Fine-tuning and baselines (test split)",
         "",
-        f"Same budget for pretrained and scratch: {args.steps} AdamW steps, lr {args.lr:g}, batch {args.batch_size}, "
-        f"{args.pooling} pooling; metrics of the model after the last step. Train rows: "
+        f"Same budget for pretrained and scratch: at most {args.steps} AdamW steps, lr {args.lr:g} "
+        f"({_schedule_words(args)}), batch {args.batch_size}, {args.pooling} pooling; {_selection_words(args)}. "
+        "Train rows: "
         f"{args.max_train_samples or 'all'} (a seeded subset). {KMER_MODEL}: canonical {KMER_K}-mer frequencies + "
         f"logistic / ridge regression; cnn: one-hot CNN ({args.cnn_epochs} epochs at most, early stopping on val "
         f"loss). Mean ± sample std over seeds {', '.join(map(str, args.seeds))} (n = seeds that ran).",
@@ -460,6 +481,19 @@ def _render_finetune(frame: pd.DataFrame, args) -> list[str]:
             lines.append(f"| {task} | {model} | {init} | {count} | " + " | ".join(cells) + f" | {status} |")
     lines += ["", *render_targets(runs, args), ""]
     return lines
+
+
+def _schedule_words(args) -> str:
+    return "5% linear warm-up, cosine decay to 10%" if args.schedule == "cosine" else "constant"
+
+
+def _selection_words(args) -> str:
+    if not args.val_every:
+        return "metrics of the model after the last step"
+    return (
+        f"validated every {args.val_every} steps, stopped after {args.patience} validations without a lower "
+        "val loss, metrics of the checkpoint with the lowest val loss (the step is in the run CSV's note)"
+    )
 
 
 def _method_order(args) -> list[tuple[str, str]]:
@@ -550,9 +584,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=words, default=list(TASKS), help="comma-separated labelled tasks")
     parser.add_argument("--families", type=words, default=list(FAMILIES), help="comma-separated zoo entries")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=500, help="optimizer steps per fine-tuning run")
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps per fine-tuning run (at most)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                        help="learning rate over the fine-tuning steps: warm-up + cosine decay, or flat")  # fmt: skip
+    parser.add_argument("--val-every", type=int, default=250,
+                        help="validate every N steps, early-stop and test the best val-loss checkpoint (0: test "
+                             "the model after the last step)")  # fmt: skip
+    parser.add_argument("--patience", type=int, default=3, help="validations without a lower val loss before stopping")
     parser.add_argument("--pooling", choices=("mean", "max", "last", "cls"), default="mean",
                         help="how the fine-tuning head pools the hidden states")  # fmt: skip
     parser.add_argument("--max-train-samples", type=int, default=None, help="seeded subset of the train rows")

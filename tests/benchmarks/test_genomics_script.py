@@ -1,6 +1,7 @@
 """benchmarks/genomics.py on tiny synthetic stand-ins: rows, the CSV resume / skip logic, missing weights as rows,
 the mean ± std table, and the perplexity / zero-shot parts. No network; no number of a real model is asserted."""
 
+import re
 from functools import partial
 from types import SimpleNamespace
 
@@ -185,3 +186,27 @@ def test_report_only_renders_existing_rows_without_running(bench, tmp_path, monk
                 "--out", str(out), "--write", str(results)])  # fmt: skip
     text = results.read_text()
     assert "| toy-cls | 6-mer | - | 1 | 0.750" in text and "--report-only" in text
+
+
+def test_finetune_tests_the_best_val_checkpoint_and_stops_early(bench, tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+
+    tested_with = []
+    real_test = pl.Trainer.test
+    monkeypatch.setattr(pl.Trainer, "test", lambda self, *a, **k: tested_with.append(k.get("ckpt_path"))
+                        or real_test(self, *a, **k))  # fmt: skip
+    args = _args(bench, tmp_path, "--steps", "12", "--val-every", "2", "--patience", "1", "--lr", "0.05")
+    row = bench.run_finetune("toy-cls", FAMILY, False, 0, args)
+    assert row["status"] == "ok" and 0 <= row["accuracy"] <= 1 and tested_with == ["best"]
+    best, stopped = map(int, re.fullmatch(r"best val loss at step (\d+), stopped at (\d+)", row["note"]).groups())
+    # Validations at steps 2, 4, ...; one validation without a lower loss ends the run (or the step budget does).
+    assert best % 2 == 0 and best <= stopped <= 12 and (stopped == best + 2 or stopped == 12)
+    assert row["config"].endswith(",sched=cosine,val=2,patience=1")
+
+
+def test_finetune_key_of_the_last_step_protocol_is_unchanged(bench, tmp_path):
+    """Rows of runs without validation or schedule keep the keys earlier run tables hold."""
+    args = _args(bench, tmp_path, "--val-every", "0", "--schedule", "constant")
+    assert bench.finetune_config(args) == "steps=1,bs=8,lr=0.0005,n=all"
+    text = bench.render(bench.read_runs(args.out), args, "cmd")
+    assert "metrics of the model after the last step" in text and "(constant)" in text
